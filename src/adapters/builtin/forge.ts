@@ -1,0 +1,66 @@
+/**
+ * The built-in Git host as a Forge: bare repositories under the home folder,
+ * created from `repos-template/` on first start, served over smart HTTP.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { PushEvent } from '../../core/events.js';
+import type { Forge } from '../../core/ports.js';
+import type { Settings } from '../../core/settings.js';
+import { filesOf, type LocalGitStore } from '../git/local-store.js';
+import { registerGitHttp } from './http-backend.js';
+
+export const TEMPLATE_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../repos-template');
+
+type Role = keyof Settings['repos'];
+
+export class BuiltinForge implements Forge {
+  readonly kind = 'builtin';
+  private readonly events = new EventEmitter();
+  private baseUrl = '';
+
+  constructor(
+    private readonly store: LocalGitStore,
+    private readonly repos: Settings['repos'],
+  ) {}
+
+  /** Creates any missing repository, with the template's content as its first commit. */
+  async ensureRepos(templateDir = TEMPLATE_DIR): Promise<Role[]> {
+    fs.mkdirSync(this.store.root, { recursive: true });
+    const created: Role[] = [];
+    for (const role of Object.keys(this.repos) as Role[]) {
+      const name = this.repos[role];
+      if (this.store.exists(name)) continue;
+      await this.store.create(name);
+      const dir = path.join(templateDir, role);
+      const changes = fs.existsSync(dir) ? filesOf(dir) : [{ path: 'README.md', content: `# ${name}\n` }];
+      await this.store.commit(name, { changes, message: `Initial ${role} repository from repos-template/${role}\n` });
+      created.push(role);
+    }
+    return created;
+  }
+
+  register(app: FastifyInstance): void {
+    registerGitHttp(app, {
+      root: this.store.root,
+      served: new Set(Object.values(this.repos)),
+      pushable: new Set([this.repos.todo, this.repos.config]),
+      onPush: (e) => this.events.emit('push', e),
+      log: app.log,
+    });
+  }
+
+  setBaseUrl(url: string): void {
+    this.baseUrl = url.replace(/\/+$/, '');
+  }
+
+  cloneUrl(repo: string): string {
+    return `${this.baseUrl}/git/${repo}.git`;
+  }
+
+  onPush(listener: (event: PushEvent) => void): void {
+    this.events.on('push', listener);
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * GitStore over bare repositories on local disk, with isomorphic-git.
+ *
+ * Writes go straight to the object database — blobs, trees, a commit, then
+ * the branch ref — with no working tree and no index. Each repository has
+ * one writer that keeps the trees of its branch head in memory, so a commit
+ * rewrites only the trees along the paths it changes.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import git from 'isomorphic-git';
+import type { ChangedFile, FileChange, GitStore } from '../../core/ports.js';
+import { ZERO_SHA } from '../../core/events.js';
+
+export const AUTHOR = { name: 'gitjobs', email: 'gitjobs@localhost' };
+
+interface Entry {
+  mode: string;
+  oid: string;
+  type: 'blob' | 'tree' | 'commit';
+}
+
+type Dir = Map<string, Entry>;
+
+/** One writer per repository: serialised commits on a cached tree. */
+class BranchWriter {
+  private chain: Promise<unknown> = Promise.resolve();
+  private head: string | undefined | null = null; // null: not read yet
+  private dirs = new Map<string, Dir>();
+  private readonly cache = {};
+
+  constructor(
+    private readonly gitdir: string,
+    private readonly ref: string,
+  ) {}
+
+  commit(changes: FileChange[], message: string): Promise<string> {
+    const next = this.chain.then(() => this.write(changes, message));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async currentHead(): Promise<string | undefined> {
+    try {
+      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: this.ref });
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async dir(dirPath: string): Promise<Dir> {
+    const cached = this.dirs.get(dirPath);
+    if (cached) return cached;
+    let entries: Dir = new Map();
+    if (dirPath === '') {
+      if (this.head) {
+        const { commit } = await git.readCommit({ fs, gitdir: this.gitdir, oid: this.head, cache: this.cache });
+        entries = await this.readTree(commit.tree);
+      }
+    } else {
+      const parent = await this.dir(parentOf(dirPath));
+      const e = parent.get(baseOf(dirPath));
+      if (e?.type === 'tree') entries = await this.readTree(e.oid);
+    }
+    this.dirs.set(dirPath, entries);
+    return entries;
+  }
+
+  private async readTree(oid: string): Promise<Dir> {
+    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    return new Map(tree.map((e) => [e.path, { mode: e.mode, oid: e.oid, type: e.type }]));
+  }
+
+  private async write(changes: FileChange[], message: string): Promise<string> {
+    const head = await this.currentHead();
+    if (head !== this.head) {
+      // Someone else moved the branch (or this is the first write): build on what is there.
+      this.head = head;
+      this.dirs.clear();
+    }
+    const dirty = new Set<string>(['']);
+    for (const change of changes) {
+      const clean = change.path.replace(/^\/+/, '');
+      const dirPath = parentOf(clean);
+      for (let d = dirPath; d !== ''; d = parentOf(d)) dirty.add(d);
+      const dir = await this.dir(dirPath);
+      if (change.content === null) {
+        dir.delete(baseOf(clean));
+      } else {
+        const blob = typeof change.content === 'string' ? Buffer.from(change.content, 'utf8') : change.content;
+        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob });
+        dir.set(baseOf(clean), { mode: '100644', oid, type: 'blob' });
+      }
+    }
+    // Deepest first, so each parent sees its children's new trees.
+    const order = [...dirty].sort((a, b) => depth(b) - depth(a));
+    let root = '';
+    for (const d of order) {
+      const entries = await this.dir(d);
+      if (d !== '' && entries.size === 0) {
+        (await this.dir(parentOf(d))).delete(baseOf(d));
+        continue;
+      }
+      const oid = await git.writeTree({
+        fs,
+        gitdir: this.gitdir,
+        tree: [...entries].map(([p, e]) => ({ path: p, mode: e.mode, oid: e.oid, type: e.type })),
+      });
+      if (d === '') root = oid;
+      else (await this.dir(parentOf(d))).set(baseOf(d), { mode: '040000', oid, type: 'tree' });
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const person = { ...AUTHOR, timestamp: now, timezoneOffset: 0 };
+    const oid = await git.writeCommit({
+      fs,
+      gitdir: this.gitdir,
+      commit: { message, tree: root, parent: this.head ? [this.head] : [], author: person, committer: person },
+    });
+    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.ref, value: oid, force: true });
+    this.head = oid;
+    return oid;
+  }
+}
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? '' : p.slice(0, i);
+}
+function baseOf(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+function depth(p: string): number {
+  return p === '' ? 0 : p.split('/').length;
+}
+
+export class LocalGitStore implements GitStore {
+  private readonly writers = new Map<string, BranchWriter>();
+  private readonly cache = {};
+
+  constructor(
+    /** Folder holding `<repo>.git` bare repositories. */
+    readonly root: string,
+    readonly branch = 'main',
+  ) {}
+
+  gitdir(repo: string): string {
+    return path.join(this.root, `${repo}.git`);
+  }
+
+  private get ref(): string {
+    return `refs/heads/${this.branch}`;
+  }
+
+  exists(repo: string): boolean {
+    return fs.existsSync(path.join(this.gitdir(repo), 'HEAD'));
+  }
+
+  /** Creates an empty bare repository whose HEAD is the configured branch. */
+  async create(repo: string): Promise<void> {
+    const gitdir = this.gitdir(repo);
+    await git.init({ fs, gitdir, bare: true, defaultBranch: this.branch });
+    // Pushes over the built-in smart-HTTP host are allowed by default; the host itself decides who may push.
+    await git.setConfig({ fs, gitdir, path: 'http.receivepack', value: 'true' });
+  }
+
+  async head(repo: string): Promise<string | undefined> {
+    try {
+      return await git.resolveRef({ fs, gitdir: this.gitdir(repo), ref: this.ref });
+    } catch {
+      return undefined;
+    }
+  }
+
+  async readFile(repo: string, commit: string, filepath: string): Promise<string | undefined> {
+    const bytes = await this.readBytes(repo, commit, filepath);
+    return bytes && Buffer.from(bytes).toString('utf8');
+  }
+
+  async readBytes(repo: string, commit: string, filepath: string): Promise<Uint8Array | undefined> {
+    try {
+      const { blob } = await git.readBlob({ fs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
+      return blob;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NotFoundError') return undefined;
+      throw err;
+    }
+  }
+
+  async listDir(repo: string, commit: string, filepath: string): Promise<string[]> {
+    try {
+      const { tree } = await git.readTree({ fs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
+      return tree.map((e) => e.path);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'NotFoundError') return [];
+      throw err;
+    }
+  }
+
+  async changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]> {
+    const gitdir = this.gitdir(repo);
+    const rootOf = async (commit: string) =>
+      commit === ZERO_SHA ? undefined : (await git.readCommit({ fs, gitdir, oid: commit, cache: this.cache })).commit.tree;
+    const out: ChangedFile[] = [];
+    await this.diff(gitdir, await rootOf(before), await rootOf(after), '', out);
+    return out;
+  }
+
+  private async diff(gitdir: string, a: string | undefined, b: string | undefined, prefix: string, out: ChangedFile[]): Promise<void> {
+    if (a === b) return;
+    const read = async (oid: string | undefined) =>
+      oid ? new Map((await git.readTree({ fs, gitdir, oid, cache: this.cache })).tree.map((e) => [e.path, e])) : new Map();
+    const [ea, eb] = await Promise.all([read(a), read(b)]);
+    for (const name of new Set([...ea.keys(), ...eb.keys()])) {
+      const x = ea.get(name);
+      const y = eb.get(name);
+      const p = prefix + name;
+      if (x?.oid === y?.oid) continue;
+      const xTree = x?.type === 'tree' ? x.oid : undefined;
+      const yTree = y?.type === 'tree' ? y.oid : undefined;
+      if (xTree || yTree) await this.diff(gitdir, xTree, yTree, `${p}/`, out);
+      const xBlob = x && x.type === 'blob';
+      const yBlob = y && y.type === 'blob';
+      if (xBlob && yBlob) out.push({ path: p, status: 'modified' });
+      else if (yBlob) out.push({ path: p, status: 'added' });
+      else if (xBlob) out.push({ path: p, status: 'deleted' });
+    }
+  }
+
+  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string> {
+    let writer = this.writers.get(repo);
+    if (!writer) {
+      writer = new BranchWriter(this.gitdir(repo), this.ref);
+      this.writers.set(repo, writer);
+    }
+    return writer.commit(options.changes, options.message);
+  }
+
+  /** Commit messages of the branch, newest first. */
+  async log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> {
+    const head = await this.head(repo);
+    if (!head) return [];
+    const commits = await git.log({ fs, gitdir: this.gitdir(repo), ref: head, ...(depth ? { depth } : {}), cache: this.cache });
+    return commits.map((c) => ({ oid: c.oid, message: c.commit.message }));
+  }
+}
+
+/** Every file below a folder, as changes, for a first commit from a template. */
+export function filesOf(dir: string, base = dir): FileChange[] {
+  const out: FileChange[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesOf(full, base));
+    else if (entry.isFile()) out.push({ path: path.relative(base, full).split(path.sep).join('/'), content: fs.readFileSync(full) });
+  }
+  return out;
+}

@@ -1,0 +1,55 @@
+/**
+ * The Executor port as plain subprocesses, for machines without Docker.
+ * There is no sandbox: a task can do anything the gitjobs user can.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
+import { OutputCapture } from '../output-capture.js';
+
+export const UNSANDBOXED_WARNING =
+  'WARNING: --executor process runs tasks as plain subprocesses with NO sandbox: no container, no network isolation, no memory or pid limits. Use it only with projects you trust.';
+
+export class ProcessExecutor implements Executor {
+  readonly kind = 'process';
+
+  async check(): Promise<void> {}
+
+  /** The worker's folder from the config repository is the task's working directory. */
+  async prepare(source: WorkerSource): Promise<string> {
+    return source.dir;
+  }
+
+  run(request: ExecRequest): Promise<ExecResult> {
+    const started = Date.now();
+    const capture = new OutputCapture(request.outputCap);
+    return new Promise((resolve) => {
+      const [cmd, ...args] = request.argv;
+      const child = spawn(cmd!, args, {
+        cwd: request.image,
+        detached: true, // its own process group, so a timeout kills its children too
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir(), LANG: 'C.UTF-8' },
+      });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }, request.timeoutMs);
+      child.stdout.on('data', (d: Buffer) => capture.add(d, true));
+      child.stderr.on('data', (d: Buffer) => capture.add(d, false));
+      let spawnError: Error | undefined;
+      child.on('error', (err) => (spawnError = err));
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        const out = capture.result();
+        if (spawnError) out.output += `gitjobs: could not start ${cmd}: ${spawnError.message}\n`;
+        resolve({ exitCode: timedOut ? null : spawnError ? 127 : code, ...out, durationMs: Date.now() - started, timedOut });
+      });
+    });
+  }
+}

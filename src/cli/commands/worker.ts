@@ -1,0 +1,24 @@
+import { workerOnly } from '../../app/gitjobs.js';
+import { createLogger } from '../../app/logger.js';
+import { amqpUrl, executorKind, positiveInt, settingsFrom, str, type Flags } from '../options.js';
+import { onShutdown } from '../shutdown.js';
+
+export async function workerCommand(flags: Flags): Promise<number> {
+  const settings = settingsFrom(flags);
+  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info');
+  const cacheDir = str(flags, 'cache');
+  const running = await workerOnly({
+    workers: Math.max(1, positiveInt(flags, 'workers', 2)),
+    executor: executorKind(flags),
+    amqpUrl: amqpUrl(flags),
+    settings,
+    logger,
+    ...(cacheDir ? { cacheDir } : {}),
+  });
+  process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);
+  await onShutdown(async (signal) => {
+    logger.info({ signal }, 'stopping: no new tasks, waiting for running ones');
+    await running.stop();
+  });
+  return 0;
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/** The `gitjobs` command line. */
+import { parseArgs } from 'node:util';
+import { ServiceUnavailableError } from '../core/errors.js';
+import { COMMON_FLAGS, UsageError } from './options.js';
+import { demoCommand } from './commands/demo.js';
+import { statusCommand } from './commands/status.js';
+import { submitCommand } from './commands/submit.js';
+import { upCommand } from './commands/up.js';
+import { workerCommand } from './commands/worker.js';
+import { SubmitError } from '../client/submit.js';
+
+export const HELP = `gitjobs — a Git-native job runner
+
+Push a project (a JSON list of tasks) to the todo repository; each task runs in
+its own container, every state transition is a commit in the tracking
+repository, and the result is committed to the done repository.
+
+Usage:
+  gitjobs up [--home DIR] [--host 127.0.0.1] [--port 8080] [--workers 2]
+             [--executor docker|process] [--public-url URL]
+      Built-in Git host, HTTP server, dispatcher, collector and N workers in one
+      process. Prints the clone URLs. Stops cleanly on SIGINT and SIGTERM.
+  gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR]
+      Workers only, for other machines against the same RabbitMQ.
+  gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
+      Commit FILE to projects/ in the todo repository and push it. With --wait,
+      show progress until the result lands, print it, and exit 1 if the run
+      failed (2 if the file was rejected).
+  gitjobs status [RUN] [--url URL]
+      Runs and task states, read from the tracking repository.
+  gitjobs demo [--n 10] [--executor docker|process] [--keep]
+      Start everything in a temporary home, push the N-Queens project through a
+      real push, print the result and the tracking log, and shut down.
+
+Common options:
+  --amqp-url URL        RabbitMQ (env GITJOBS_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
+  --queue-prefix P      queues P.TODO and P.DONE instead of TODO and DONE (env GITJOBS_QUEUE_PREFIX)
+  --todo-repo NAME      default tache_a_faire (env GITJOBS_TODO_REPO)
+  --tracking-repo NAME  default tache_suivi (env GITJOBS_TRACKING_REPO)
+  --done-repo NAME      default tache_termine (env GITJOBS_DONE_REPO)
+  --config-repo NAME    default config (env GITJOBS_CONFIG_REPO)
+  --branch NAME         default main (env GITJOBS_BRANCH)
+  --base-image IMAGE    image worker Dockerfiles build FROM (env GITJOBS_BASE_IMAGE,
+                        default gitjobs-base:latest, made by docker/base/build.sh)
+  --log-level LEVEL     fatal, error, warn, info, debug, trace or silent (default info)
+  --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
+  --port N              HTTP port (env GITJOBS_PORT, default 8080)
+  --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)
+`;
+
+const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number> }> = {
+  up: { flags: { home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' } }, run: upCommand },
+  worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' } }, run: workerCommand },
+  submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: submitCommand },
+  status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: statusCommand },
+  demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: demoCommand },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(HELP);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`gitjobs: unknown command ${JSON.stringify(name)}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: { ...COMMON_FLAGS, ...command.flags }, allowPositionals: true, strict: true });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    return await command.run(values, positionals);
+  } catch (err) {
+    if (err instanceof ServiceUnavailableError) {
+      process.stderr.write(`gitjobs: ${err.message}\n`);
+      return 3;
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gitjobs ${name}: ${(err as Error).message}\nSee \`gitjobs --help\`.\n`);
+      return 2;
+    }
+    if (err instanceof SubmitError) {
+      process.stderr.write(`gitjobs ${name}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`gitjobs ${name}: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

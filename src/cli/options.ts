@@ -1,0 +1,77 @@
+/** Settings from flags and environment, with their defaults, for every command. */
+import path from 'node:path';
+import { DEFAULT_AMQP_URL } from '../adapters/amqp/queue.js';
+import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
+
+export const COMMON_FLAGS = {
+  'amqp-url': { type: 'string' },
+  'queue-prefix': { type: 'string' },
+  'todo-repo': { type: 'string' },
+  'tracking-repo': { type: 'string' },
+  'done-repo': { type: 'string' },
+  'config-repo': { type: 'string' },
+  branch: { type: 'string' },
+  'base-image': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type Flags = Record<string, string | boolean | undefined>;
+
+export function str(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function settingsFrom(flags: Flags, env = process.env): Settings {
+  const d = DEFAULT_SETTINGS;
+  return {
+    ...d,
+    repos: {
+      todo: str(flags, 'todo-repo') ?? env.GITJOBS_TODO_REPO ?? d.repos.todo,
+      tracking: str(flags, 'tracking-repo') ?? env.GITJOBS_TRACKING_REPO ?? d.repos.tracking,
+      done: str(flags, 'done-repo') ?? env.GITJOBS_DONE_REPO ?? d.repos.done,
+      config: str(flags, 'config-repo') ?? env.GITJOBS_CONFIG_REPO ?? d.repos.config,
+    },
+    branch: str(flags, 'branch') ?? env.GITJOBS_BRANCH ?? d.branch,
+    queues: prefixedQueues(str(flags, 'queue-prefix') ?? env.GITJOBS_QUEUE_PREFIX),
+    baseImage: str(flags, 'base-image') ?? env.GITJOBS_BASE_IMAGE ?? d.baseImage,
+  };
+}
+
+export function amqpUrl(flags: Flags, env = process.env): string {
+  return str(flags, 'amqp-url') ?? env.GITJOBS_AMQP_URL ?? DEFAULT_AMQP_URL;
+}
+
+export function port(flags: Flags, env = process.env): number {
+  const raw = str(flags, 'port') ?? env.GITJOBS_PORT ?? '8080';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be a port number, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function home(flags: Flags, env = process.env): string {
+  return path.resolve(str(flags, 'home') ?? env.GITJOBS_HOME ?? '.gitjobs');
+}
+
+export function serverUrl(flags: Flags, env = process.env): string {
+  return str(flags, 'url') ?? env.GITJOBS_URL ?? `http://127.0.0.1:${port(flags, env)}`;
+}
+
+export function positiveInt(flags: Flags, name: string, fallback: number): number {
+  const raw = str(flags, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function executorKind(flags: Flags): 'docker' | 'process' {
+  const v = str(flags, 'executor') ?? process.env.GITJOBS_EXECUTOR ?? 'docker';
+  if (v !== 'docker' && v !== 'process') throw new UsageError(`--executor must be docker or process, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}

@@ -1,0 +1,40 @@
+/** Typed errors: each says what went wrong and, where it can, what to do. */
+
+/** A project file that cannot run. `path` is a JSON path such as `$.tasks[1].run`. */
+export class ProjectError extends Error {
+  override readonly name = 'ProjectError';
+  constructor(
+    readonly file: string,
+    readonly problems: readonly ProjectProblem[],
+  ) {
+    super(`${file}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+  }
+}
+
+export interface ProjectProblem {
+  /** JSON path inside the file, `$` for the whole document. */
+  path: string;
+  message: string;
+}
+
+/** A service gitjobs needs (RabbitMQ, Docker, Git) cannot be reached. */
+export class ServiceUnavailableError extends Error {
+  override readonly name = 'ServiceUnavailableError';
+  constructor(
+    readonly service: string,
+    readonly detail: string,
+    readonly hint: string,
+  ) {
+    super(`${service} is not reachable: ${detail}\n  ${hint}`);
+  }
+}
+
+/** A message taken from a queue that does not have the expected shape. */
+export class MessageError extends Error {
+  override readonly name = 'MessageError';
+}
+
+/** A transition the task state machine does not allow. */
+export class TransitionError extends Error {
+  override readonly name = 'TransitionError';
+}

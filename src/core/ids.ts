@@ -1,0 +1,25 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+
+/** Task and run ids: safe as file names and in commit subjects. */
+export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id) && id !== '.' && id !== '..' && !id.includes('..');
+}
+
+/**
+ * The run id for a project file at a todo commit: stable for a (file, commit)
+ * pair, so the same push delivered twice maps to the same run.
+ * `projects/q12.json` at commit c gives `q12-<7 hex of sha1(path, c)>`.
+ */
+export function runIdFor(file: string, commit: string): string {
+  const base = posix.basename(file).replace(/\.json$/i, '');
+  const slug = base.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 48) || 'project';
+  const hash = createHash('sha1').update(`${file}\0${commit}`).digest('hex').slice(0, 7);
+  return `${slug}-${hash}`;
+}
+
+export function shortSha(sha: string): string {
+  return sha.slice(0, 7);
+}

@@ -1,0 +1,88 @@
+/**
+ * The ports: what the core needs from the outside world, named after that
+ * need. One adapter per technology implements each (src/adapters/...).
+ */
+import type { PushEvent } from './events.js';
+import type { Limits } from './messages.js';
+
+export interface FileChange {
+  path: string;
+  /** null deletes the file. */
+  content: string | Uint8Array | null;
+}
+
+export interface ChangedFile {
+  path: string;
+  status: 'added' | 'modified' | 'deleted';
+}
+
+/** The repositories gitjobs keeps: read what was pushed, write the audit log. */
+export interface GitStore {
+  head(repo: string): Promise<string | undefined>;
+  readFile(repo: string, commit: string, path: string): Promise<string | undefined>;
+  listDir(repo: string, commit: string, path: string): Promise<string[]>;
+  /** Files that differ between two commits; `before` may be the zero id. */
+  changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]>;
+  /** One commit on the branch with these changes; returns its id. Writes to one repository are serialised. */
+  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string>;
+}
+
+export type QueueName = 'todo' | 'done';
+
+export interface Consumer {
+  cancel(): Promise<void>;
+}
+
+/** The transport between dispatcher, workers and collector. */
+export interface Queue {
+  /** Resolves once the broker has confirmed the message. */
+  publish(queue: QueueName, body: unknown): Promise<void>;
+  /** Acks a message after the handler resolves; requeues it if the handler throws. */
+  consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer) => Promise<void>): Promise<Consumer>;
+  close(): Promise<void>;
+}
+
+/** A worker's files, taken from the config repository at one commit. */
+export interface WorkerSource {
+  name: string;
+  commit: string;
+  /** A local folder holding `workers/<name>/` as it was at that commit. */
+  dir: string;
+}
+
+export interface ExecRequest {
+  /** What `prepare` returned. */
+  image: string;
+  argv: string[];
+  timeoutMs: number;
+  limits: Limits;
+  labels: Record<string, string>;
+  outputCap: number;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  stdout: string;
+  /** stdout and stderr interleaved. */
+  output: string;
+  durationMs: number;
+  timedOut: boolean;
+  truncated: boolean;
+}
+
+/** Runs one task attempt somewhere isolated. */
+export interface Executor {
+  readonly kind: string;
+  /** Throws a ServiceUnavailableError that says how to fix it. */
+  check(): Promise<void>;
+  /** Builds (or finds) what runs this worker's tasks; returns an id to pass to `run`. */
+  prepare(source: WorkerSource): Promise<string>;
+  run(request: ExecRequest): Promise<ExecResult>;
+}
+
+/** Where the repositories are hosted and where pushes come from. */
+export interface Forge {
+  readonly kind: string;
+  cloneUrl(repo: string): string;
+  onPush(listener: (event: PushEvent) => void): void;
+}

@@ -1,0 +1,42 @@
+import type { Project } from './project.js';
+import type { ReducerName } from './reduce.js';
+import { isFinal, type TaskRecord } from './task.js';
+
+export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'rejected';
+
+/** What tracking stores for one run: `projects/<run>/run.json`. */
+export interface RunRecord {
+  id: string;
+  project: string;
+  /** The project file in the todo repository. */
+  file: string;
+  format?: Project['format'];
+  state: RunState;
+  todoCommit: string;
+  configCommit?: string;
+  worker?: string;
+  reduce?: ReducerName;
+  /** Task ids in the order the result is put together. */
+  tasks: string[];
+  createdAt: string;
+  finishedAt?: string;
+  /** For a rejected run: what is wrong, naming the file and JSON paths. */
+  error?: string;
+  problems?: { path: string; message: string }[];
+  /** The done-repository commit holding the result, once there is one. */
+  doneCommit?: string;
+}
+
+export function progress(tasks: readonly TaskRecord[]): { done: number; failed: number; total: number } {
+  let done = 0;
+  let failed = 0;
+  for (const t of tasks) {
+    if (isFinal(t)) done++;
+    if (isFinal(t) && t.state === 'failed') failed++;
+  }
+  return { done, failed, total: tasks.length };
+}
+
+export function allFinal(tasks: readonly TaskRecord[]): boolean {
+  return tasks.length > 0 && tasks.every(isFinal);
+}

@@ -1,0 +1,58 @@
+import { TransitionError } from './errors.js';
+
+/**
+ * The task state machine, in one place.
+ *
+ *   queued -> running -> succeeded
+ *                     -> failed      (final once attempts are used up)
+ *   failed -> queued                 (a retry: a new attempt)
+ */
+export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+const ALLOWED: Record<TaskState, readonly TaskState[]> = {
+  queued: ['running'],
+  running: ['succeeded', 'failed'],
+  succeeded: [],
+  failed: ['queued'],
+};
+
+export function canTransition(from: TaskState, to: TaskState): boolean {
+  return ALLOWED[from].includes(to);
+}
+
+export function assertTransition(task: string, from: TaskState, to: TaskState): void {
+  if (!canTransition(from, to)) throw new TransitionError(`${task}: ${from} -> ${to} is not a transition a task can make`);
+}
+
+/** What tracking stores for one task: `projects/<run>/tasks/<task>.json`. */
+export interface TaskRecord {
+  run: string;
+  id: string;
+  state: TaskState;
+  /** Attempts started so far (1 once the first attempt is running). */
+  attempts: number;
+  maxAttempts: number;
+  argv: string[];
+  timeoutMs: number;
+  queuedAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number | null;
+  durationMs?: number;
+  timedOut?: boolean;
+  /** Why the task failed when it is not just its exit code (timeout, image build, worker error). */
+  error?: string;
+  worker?: { host: string; image: string };
+  /** The last few KiB of stdout and stderr; the whole is in `logs/<task>.log`. */
+  outputTail?: string;
+  /** Whole stdout, for the reducer; when large it is in `stdoutFile` instead. */
+  stdout?: string;
+  stdoutFile?: string;
+  outputTruncated?: boolean;
+}
+
+/** A final task will not change again: its run can be reduced once all are final. */
+export function isFinal(task: Pick<TaskRecord, 'state' | 'attempts' | 'maxAttempts'>): boolean {
+  return task.state === 'succeeded' || (task.state === 'failed' && task.attempts >= task.maxAttempts);
+}

@@ -1,0 +1,110 @@
+/**
+ * The dispatcher: a push to the todo repository becomes runs. For each
+ * project file the push added or changed, one commit in tracking records
+ * the run and its tasks as queued (or the run as rejected, saying why), then
+ * one TODO message per task is published.
+ */
+import { ProjectError } from '../core/errors.js';
+import type { PushEvent } from '../core/events.js';
+import { runIdFor } from '../core/ids.js';
+import { layout } from '../core/layout.js';
+import type { Logger } from '../core/logger.js';
+import type { TodoMessage } from '../core/messages.js';
+import type { GitStore, Queue } from '../core/ports.js';
+import { parseProject } from '../core/project.js';
+import type { RunRecord } from '../core/run.js';
+import type { Settings } from '../core/settings.js';
+import type { TaskRecord } from '../core/task.js';
+import { queuedRun, rejectedRun } from '../core/tracking.js';
+
+export type DispatchOutcome =
+  | { file: string; run: string; outcome: 'queued'; tasks: number }
+  | { file: string; run: string; outcome: 'rejected'; error: string }
+  | { file: string; run: string; outcome: 'duplicate' };
+
+export interface DispatcherOptions {
+  store: GitStore;
+  queue: Queue;
+  settings: Settings;
+  /** Clone URL of the config repository, as workers will fetch it. */
+  configUrl: string;
+  log: Logger;
+}
+
+export class Dispatcher {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: DispatcherOptions) {}
+
+  /** Pushes are handled one at a time, so that the duplicate check and the commit are one step. */
+  handlePush(event: PushEvent): Promise<DispatchOutcome[]> {
+    const next = this.chain.then(() => this.dispatch(event));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async dispatch(event: PushEvent): Promise<DispatchOutcome[]> {
+    const { store, settings, log } = this.options;
+    if (event.repo !== settings.repos.todo) return [];
+    if (event.ref !== `refs/heads/${settings.branch}`) {
+      log.info({ repo: event.repo, ref: event.ref }, `push ignored: only ${settings.branch} starts runs`);
+      return [];
+    }
+    const changed = (await store.changedFiles(event.repo, event.before, event.after)).filter(
+      (f) => f.status !== 'deleted' && layout.isProjectFile(f.path),
+    );
+    if (!changed.length) return [];
+    const configCommit = await store.head(settings.repos.config);
+    const outcomes: DispatchOutcome[] = [];
+    for (const { path: file } of changed) {
+      outcomes.push(await this.dispatchFile(file, event.after, configCommit));
+    }
+    return outcomes;
+  }
+
+  private async dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
+    const { store, settings } = this.options;
+    const runId = runIdFor(file, todoCommit);
+    const log = this.options.log.child({ run: runId });
+    const tracking = settings.repos.tracking;
+    const head = await store.head(tracking);
+    if (head && (await store.readFile(tracking, head, layout.runFile(runId))) !== undefined) {
+      log.info({ file }, 'run already recorded; duplicate push ignored');
+      return { file, run: runId, outcome: 'duplicate' };
+    }
+    const now = new Date().toISOString();
+    const text = (await store.readFile(settings.repos.todo, todoCommit, file)) ?? '';
+    let project;
+    try {
+      if (!configCommit) throw new ProjectError(file, [{ path: '$', message: `the ${settings.repos.config} repository has no ${settings.branch} branch to build workers from` }]);
+      project = parseProject(file, text);
+    } catch (err) {
+      if (!(err instanceof ProjectError)) throw err;
+      const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now });
+      await store.commit(tracking, rejected);
+      log.warn({ file, error: rejected.run.error }, 'project rejected');
+      return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
+    }
+    const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now });
+    await store.commit(tracking, queued);
+    for (const task of queued.tasks) await this.options.queue.publish('todo', todoFor(queued.run, task, settings, this.options.configUrl));
+    log.info({ file, tasks: queued.tasks.length }, 'run queued');
+    return { file, run: runId, outcome: 'queued', tasks: queued.tasks.length };
+  }
+}
+
+/** The TODO message for a task's next attempt. */
+export function todoFor(run: RunRecord, task: TaskRecord, settings: Settings, configUrl: string): TodoMessage {
+  return {
+    v: 1,
+    run: run.id,
+    task: task.id,
+    attempt: task.attempts + 1,
+    worker: run.worker ?? 'default',
+    argv: task.argv,
+    timeoutMs: task.timeoutMs,
+    limits: settings.limits,
+    config: { url: configUrl, commit: run.configCommit! },
+    todoCommit: run.todoCommit,
+  };
+}

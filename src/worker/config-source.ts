@@ -1,0 +1,41 @@
+/**
+ * Where a worker gets its Dockerfile: the config repository, fetched over
+ * Git at the commit the run was dispatched with, `workers/<name>/` exported
+ * to a local folder once per (commit, name).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RemoteRepo } from '../adapters/git/remote-repo.js';
+import type { WorkerSource } from '../core/ports.js';
+
+export class ConfigSource {
+  private readonly repos = new Map<string, RemoteRepo>();
+  private readonly exports = new Map<string, Promise<WorkerSource>>();
+
+  constructor(
+    private readonly cacheDir: string,
+    private readonly branch = 'main',
+  ) {}
+
+  worker(url: string, commit: string, name: string): Promise<WorkerSource> {
+    const key = `${url}\0${commit}\0${name}`;
+    let pending = this.exports.get(key);
+    if (!pending) {
+      pending = this.export(url, commit, name);
+      this.exports.set(key, pending);
+      pending.catch(() => this.exports.delete(key));
+    }
+    return pending;
+  }
+
+  private async export(url: string, commit: string, name: string): Promise<WorkerSource> {
+    const dir = path.join(this.cacheDir, 'workers', `${name}-${commit.slice(0, 12)}`);
+    if (fs.existsSync(dir)) return { name, commit, dir };
+    let repo = this.repos.get(url);
+    if (!repo) this.repos.set(url, (repo = new RemoteRepo(url, this.branch, path.join(this.cacheDir, 'repos'))));
+    if (!(await repo.hasCommit(commit))) await repo.fetch();
+    if (!(await repo.hasCommit(commit))) throw new Error(`config commit ${commit.slice(0, 7)} is not on ${url} (${this.branch})`);
+    await repo.exportDir(commit, `workers/${name}`, dir);
+    return { name, commit, dir };
+  }
+}
