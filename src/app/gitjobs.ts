@@ -44,6 +44,7 @@ export interface Running {
   store: LocalGitStore;
   forge: BuiltinForge;
   queue: AmqpQueue;
+  dispatcher: Dispatcher;
   stop(): Promise<void>;
 }
 
@@ -104,7 +105,7 @@ export async function up(options: UpOptions): Promise<Running> {
       await worker.start();
       cleanup.push(() => worker.stop());
     }
-    return { url, app, store, forge, queue, stop: stopAll };
+    return { url, app, store, forge, queue, dispatcher, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

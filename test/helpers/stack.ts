@@ -1,0 +1,124 @@
+/**
+ * A real gitjobs stack for a test: built-in Git host on a free loopback
+ * port, real RabbitMQ (queues with a unique prefix), real Docker, and the
+ * stock `git` CLI as the client.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { up, type Running, type ExecutorKind } from '../../src/app/gitjobs.js';
+import { layout } from '../../src/core/layout.js';
+import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../../src/core/settings.js';
+import type { RunRecord } from '../../src/core/run.js';
+import type { TaskRecord } from '../../src/core/task.js';
+import type { RunResult } from '../../src/core/tracking.js';
+
+export const AMQP_URL = process.env.GITJOBS_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+export function tmpdir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `gitjobs-test-${prefix}-`));
+}
+
+const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 'Test Client', GIT_AUTHOR_EMAIL: 'client@example.test', GIT_COMMITTER_NAME: 'Test Client', GIT_COMMITTER_EMAIL: 'client@example.test', GIT_TERMINAL_PROMPT: '0' };
+
+/** The git CLI on a local folder. Never for talking to the in-process server: a sync call would block it. */
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', env: GIT_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** The git CLI, without blocking the event loop (clone, fetch, push to the server in this process). */
+export async function gitAsync(cwd: string, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('git', args, { cwd, encoding: 'utf8', env: GIT_ENV });
+  return stdout;
+}
+
+export interface Stack {
+  running: Running;
+  settings: Settings;
+  home: string;
+  /** Clones a repository with the git CLI into a fresh folder. */
+  clone(repo: string): Promise<string>;
+  /** Commits these files to the todo repository with the git CLI and pushes; returns the pushed commit. */
+  push(files: Record<string, string>, message?: string): Promise<string>;
+  waitForRun(runId: string, timeoutMs?: number): Promise<{ run: RunRecord; tasks: TaskRecord[] }>;
+  readRun(runId: string): Promise<{ run: RunRecord; tasks: TaskRecord[] } | undefined>;
+  result(runId: string): Promise<{ json: RunResult; text: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: { workers?: number; executor?: ExecutorKind } = {}): Promise<Stack> {
+  const home = tmpdir('home');
+  const settings: Settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) };
+  const logger = pino({ level: process.env.GITJOBS_TEST_LOG ?? 'silent' });
+  const running = await up({
+    home,
+    host: '127.0.0.1',
+    port: 0,
+    workers: options.workers ?? 2,
+    executor: options.executor ?? ((process.env.GITJOBS_TEST_EXECUTOR as ExecutorKind | undefined) ?? 'docker'),
+    amqpUrl: AMQP_URL,
+    settings,
+    logger,
+  });
+  const clones: string[] = [];
+  const tracking = settings.repos.tracking;
+
+  const readRun = async (runId: string) => {
+    const head = await running.store.head(tracking);
+    if (!head) return undefined;
+    const text = await running.store.readFile(tracking, head, layout.runFile(runId));
+    if (!text) return undefined;
+    const run = JSON.parse(text) as RunRecord;
+    const tasks: TaskRecord[] = [];
+    for (const id of run.tasks) tasks.push(JSON.parse((await running.store.readFile(tracking, head, layout.taskFile(runId, id)))!) as TaskRecord);
+    return { run, tasks };
+  };
+
+  return {
+    running,
+    settings,
+    home,
+    async clone(repo) {
+      const dir = tmpdir('clone');
+      clones.push(dir);
+      await gitAsync(dir, 'clone', '-q', running.forge.cloneUrl(repo), '.');
+      return dir;
+    },
+    async push(files, message = 'Add projects') {
+      const dir = await this.clone(settings.repos.todo);
+      for (const [file, content] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        fs.writeFileSync(path.join(dir, file), content);
+      }
+      git(dir, 'add', '-A');
+      git(dir, 'commit', '-q', '-m', message);
+      await gitAsync(dir, 'push', '-q', 'origin', 'HEAD:main');
+      return git(dir, 'rev-parse', 'HEAD').trim();
+    },
+    readRun,
+    async waitForRun(runId, timeoutMs = 90_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const view = await readRun(runId);
+        if (view && (view.run.state === 'rejected' || view.run.doneCommit)) return view;
+        if (Date.now() > deadline) throw new Error(`run ${runId} not final after ${timeoutMs} ms: ${JSON.stringify(view?.run.state)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async result(runId) {
+      const done = settings.repos.done;
+      const head = (await running.store.head(done))!;
+      const json = JSON.parse((await running.store.readFile(done, head, layout.resultJson(runId)))!) as RunResult;
+      const text = (await running.store.readFile(done, head, layout.resultText(runId)))!;
+      return { json, text };
+    },
+    async stop() {
+      await running.queue.deleteQueues().catch(() => undefined);
+      await running.stop();
+      for (const d of [home, ...clones]) fs.rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
