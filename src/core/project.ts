@@ -28,18 +28,21 @@ export interface Project {
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 export const MAX_RETRIES = 10;
 
+/** A union's own message, or "missing" when the field is not there at all. */
+const unionError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'required field is missing' : message);
+
 const id = z
-  .union([z.string(), z.number().int().nonnegative()], { error: 'expected a string or a whole number' })
+  .union([z.string(), z.number().int().nonnegative()], { error: unionError('expected a string or a whole number') })
   .transform(String)
   .refine(isValidId, { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' });
 
 const duration = z
-  .union([z.string(), z.number()], { error: 'expected a duration such as "60s", "5m" or a number of seconds' })
+  .union([z.string(), z.number()], { error: unionError('expected a duration such as "60s", "5m" or a number of seconds') })
   .refine((v) => parseDuration(v) !== undefined, { error: 'expected a duration such as "500ms", "60s", "5m", "1h" or a number of seconds' });
 
 const command = z.union(
   [z.string().min(1, { error: 'must not be empty' }), z.array(z.string()).min(1, { error: 'must name a program' })],
-  { error: 'expected a shell command string or an array of strings [program, ...args]' },
+  { error: unionError('expected a shell command string or an array of strings [program, ...args]') },
 );
 
 const common = {
@@ -84,6 +87,9 @@ function problemsOf(error: z.ZodError): ProjectProblem[] {
   return error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return { path: jsonPath(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` };
+    }
+    if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+      return { path: jsonPath(issue.path), message: `required field is missing (expected ${issue.expected})` };
     }
     return { path: jsonPath(issue.path), message: issue.message };
   });
@@ -168,8 +174,8 @@ export function parseProject(file: string, text: string): Project {
 
   if (!('tasks' in doc)) {
     const r = tasksProject.safeParse(doc);
-    const problems = r.success ? [] : problemsOf(r.error);
-    throw new ProjectError(file, problems.length ? problems : [{ path: '$', message: 'expected "tasks" or "nqueens"' }]);
+    const others = r.success ? [] : problemsOf(r.error).filter((p) => p.path !== '$.tasks');
+    throw new ProjectError(file, [{ path: '$', message: 'expected "tasks" (a list of {"id", "run"}) or "nqueens" ({"n": N})' }, ...others]);
   }
 
   const r = tasksProject.safeParse(doc);

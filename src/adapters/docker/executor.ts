@@ -117,7 +117,14 @@ export class DockerExecutor implements Executor {
         stream.on('error', () => resolve());
       });
       this.docker.modem.demuxStream(stream, capture.stdout, capture.stderr);
-      await container.start();
+      try {
+        await container.start();
+      } catch (err) {
+        // The task's own command could not start (no such program, not executable): the task fails like a shell's 127.
+        const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
+        const out = capture.result();
+        return { exitCode: 127, stdout: out.stdout, output: `${out.output}gitjobs: the container could not start ${JSON.stringify(request.argv[0])}: ${reason}\n`, truncated: out.truncated, durationMs: Date.now() - started, timedOut: false };
+      }
       const timer = setTimeout(() => {
         timedOut = true;
         container.kill().catch(() => undefined);
