@@ -71,35 +71,38 @@ export class AmqpQueue implements Queue {
     const channel = await this.connection.createChannel();
     await channel.prefetch(options.prefetch);
     const name = this.name(queue);
+    const inflight = new Set<Promise<void>>();
+    // After the channel closes the broker requeues whatever was not acked; acking then is neither possible nor needed.
+    const settle = (fn: () => void) => {
+      try {
+        fn();
+      } catch {
+        /* channel closed */
+      }
+    };
     const { consumerTag } = await channel.consume(
       name,
       (msg) => {
         if (!msg) return; // cancelled by the broker
-        handler(msg.content).then(
-          () => channel.ack(msg),
+        const done = handler(msg.content).then(
+          () => settle(() => channel.ack(msg)),
           (err: Error) => {
             this.options.log?.error({ queue: name, err: err.message }, 'handler failed; message requeued');
             // Give the failing cause a moment before the message comes back.
-            setTimeout(() => {
-              try {
-                channel.nack(msg, false, true);
-              } catch {
-                /* channel already closed: the broker requeues it anyway */
-              }
-            }, 1000);
+            return new Promise<void>((resolve) => setTimeout(resolve, 1000)).then(() => settle(() => channel.nack(msg, false, true)));
           },
         );
+        inflight.add(done);
+        void done.finally(() => inflight.delete(done));
       },
       { noAck: false },
     );
     return {
+      // Stop deliveries, let the handlers in hand finish and ack, then close.
       cancel: async () => {
-        try {
-          await channel.cancel(consumerTag);
-          await channel.close();
-        } catch {
-          /* already closed */
-        }
+        await channel.cancel(consumerTag).catch(() => undefined);
+        await Promise.allSettled([...inflight]);
+        await channel.close().catch(() => undefined);
       },
     };
   }
