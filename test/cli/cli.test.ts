@@ -15,6 +15,7 @@ const prefix = `test-cli-${process.pid}`;
 const home = tmpdir('cli-home');
 const work = tmpdir('cli-work');
 let server: ChildProcess;
+let worker: ChildProcess;
 let url = '';
 let serverOut = '';
 
@@ -31,7 +32,8 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 
 beforeAll(async () => {
   if (!fs.existsSync(CLI)) throw new Error('run `npm run build` first (npm test does)');
-  server = spawn(process.execPath, [CLI, 'up', '--home', home, '--port', '0', '--workers', '2', '--log-level', 'warn'], { env: { ...process.env, GITJOBS_QUEUE_PREFIX: prefix } });
+  // `up` without workers, and a separate `gitjobs worker` process, as on a second machine.
+  server = spawn(process.execPath, [CLI, 'up', '--home', home, '--port', '0', '--workers', '0', '--log-level', 'warn'], { env: { ...process.env, GITJOBS_QUEUE_PREFIX: prefix } });
   server.stderr!.on('data', (d) => (serverOut += d));
   await new Promise<void>((resolve, reject) => {
     server.stdout!.on('data', (d) => {
@@ -44,10 +46,19 @@ beforeAll(async () => {
     });
     server.on('exit', (code) => reject(new Error(`gitjobs up exited ${code}: ${serverOut}`)));
   });
+  worker = spawn(process.execPath, [CLI, 'worker', '--workers', '2', '--cache', path.join(work, '.worker-cache'), '--log-level', 'warn'], { env: { ...process.env, GITJOBS_QUEUE_PREFIX: prefix } });
+  let workerOut = '';
+  await new Promise<void>((resolve, reject) => {
+    worker.stdout!.on('data', (d) => {
+      workerOut += d;
+      if (workerOut.includes('taking tasks from')) resolve();
+    });
+    worker.on('exit', (code) => reject(new Error(`gitjobs worker exited ${code}`)));
+  });
 });
 
 afterAll(async () => {
-  if (server && server.exitCode === null) server.kill('SIGKILL');
+  for (const p of [server, worker]) if (p && p.exitCode === null) p.kill('SIGKILL');
   const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(prefix) });
   await q.deleteQueues();
   await q.close();
@@ -115,10 +126,12 @@ describe('gitjobs CLI', () => {
     expect(one.stdout).toMatch(/^0\s+succeeded\s+1\/1\s+0\s+\d+\.\d\ds\s+\S+$/m);
   });
 
-  it('up stops cleanly on SIGTERM', async () => {
-    const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
-    server.kill('SIGTERM');
-    expect(await exited).toBe(0);
+  it('worker and up stop cleanly on SIGTERM', async () => {
+    for (const p of [worker, server]) {
+      const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+      p.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
   });
 });
 
