@@ -11,6 +11,14 @@ import { AmqpQueue } from '../adapters/amqp/queue.js';
 import { BuiltinForge } from '../adapters/builtin/forge.js';
 import { DockerExecutor } from '../adapters/docker/executor.js';
 import { LocalGitStore } from '../adapters/git/local-store.js';
+import { MirrorGitStore } from '../adapters/git/mirror-store.js';
+import { GiteaForge } from '../adapters/forges/gitea.js';
+import { GitHubForge } from '../adapters/forges/github.js';
+import type { GitStore, RunObserver } from '../core/ports.js';
+import type { PushEvent } from '../core/events.js';
+import { registerWebhooks } from '../server/webhooks.js';
+import { Poller } from './poller.js';
+import { StatusReporter } from './status-reporter.js';
 import { ProcessExecutor, UNSANDBOXED_WARNING } from '../adapters/process/executor.js';
 import type { Executor } from '../core/ports.js';
 import type { Settings } from '../core/settings.js';
@@ -22,6 +30,18 @@ import { ConfigSource } from '../worker/config-source.js';
 import { Worker } from '../worker/worker.js';
 
 export type ExecutorKind = 'docker' | 'process';
+
+/** Where the four repositories live when not on the built-in host. */
+export type RemoteForgeOptions =
+  | { kind: 'github'; owner: string; token: string; apiUrl?: string; gitBaseUrl?: string }
+  | { kind: 'gitea'; owner: string; token: string; url: string; gitBaseUrl?: string };
+
+export function createRemoteForge(options: RemoteForgeOptions): GitHubForge | GiteaForge {
+  if (options.kind === 'github') {
+    return new GitHubForge({ token: options.token, owner: options.owner, ...(options.apiUrl ? { apiUrl: options.apiUrl } : {}), ...(options.gitBaseUrl ? { gitBaseUrl: options.gitBaseUrl } : {}) });
+  }
+  return new GiteaForge({ token: options.token, owner: options.owner, url: options.url, ...(options.gitBaseUrl ? { gitBaseUrl: options.gitBaseUrl } : {}) });
+}
 
 export interface UpOptions {
   home: string;
@@ -36,13 +56,22 @@ export interface UpOptions {
   publicUrl?: string;
   onRunFinished?: (result: RunResult) => void;
   onDispatched?: (outcomes: DispatchOutcome[]) => void;
+  /** Repositories on GitHub or Gitea instead of the built-in host. */
+  forge?: RemoteForgeOptions;
+  /** Secret that webhook deliveries must be signed with. */
+  webhookSecret?: string;
+  /** Poll the forge's todo and config branches this often (ms). */
+  pollMs?: number;
 }
 
 export interface Running {
   url: string;
   app: FastifyInstance;
-  store: LocalGitStore;
+  store: GitStore & { log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> };
+  /** Serves the repositories (or, with a remote forge, read-only mirrors of them) over smart HTTP. */
   forge: BuiltinForge;
+  poller?: Poller;
+  statuses?: StatusReporter;
   queue: AmqpQueue;
   dispatcher: Dispatcher;
   stop(): Promise<void>;
@@ -67,12 +96,54 @@ export async function up(options: UpOptions): Promise<Running> {
     const executor = options.workers > 0 ? createExecutor(options.executor, settings, logger) : undefined;
     await executor?.check();
 
-    const store = new LocalGitStore(path.join(options.home, 'repos'), settings.branch);
-    const forge = new BuiltinForge(store, settings.repos);
-    const created = await forge.ensureRepos();
-    if (created.length) logger.info({ created }, 'repositories created from repos-template');
+    let store: LocalGitStore | MirrorGitStore;
+    let local: LocalGitStore;
+    let remote: GitHubForge | GiteaForge | undefined;
+    let baseline: Record<string, string | undefined> = {};
+    if (options.forge) {
+      remote = createRemoteForge(options.forge);
+      const mirrors = new MirrorGitStore({
+        root: path.join(options.home, 'mirrors'),
+        branch: settings.branch,
+        urls: Object.fromEntries(Object.values(settings.repos).map((name) => [name, remote!.cloneUrl(name)])),
+        auth: remote.gitAuth,
+        log: logger,
+      });
+      // What the mirrors held before this start: pushes made while gitjobs was down are found by the first poll.
+      for (const name of [settings.repos.todo, settings.repos.config]) baseline[name] = await mirrors.local.head(name);
+      await mirrors.init();
+      cleanup.push(() => mirrors.close());
+      store = mirrors;
+      local = mirrors.local;
+    } else {
+      store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch);
+    }
+    const forge = new BuiltinForge(local, settings.repos, !remote);
+    if (!remote) {
+      const created = await forge.ensureRepos();
+      if (created.length) logger.info({ created }, 'repositories created from repos-template');
+    }
 
-    const app = await buildServer({ logger, plugins: [(a) => forge.register(a)] });
+    let dispatcher: Dispatcher | undefined;
+    const onPush = (event: PushEvent) => {
+      dispatcher!.handlePush(event).then(
+        (outcomes) => options.onDispatched?.(outcomes),
+        (err: Error) => logger.error({ err: err.message, repo: event.repo, after: event.after, source: event.source }, 'dispatch failed'),
+      );
+    };
+    const app = await buildServer({
+      logger,
+      plugins: [
+        (a) => forge.register(a),
+        (a) =>
+          registerWebhooks(a, {
+            secret: options.webhookSecret,
+            branch: settings.branch,
+            repos: [settings.repos.todo, settings.repos.config],
+            onPush,
+          }),
+      ],
+    });
     await app.listen({ host: options.host, port: options.port });
     cleanup.push(() => app.close());
     const address = app.server.address();
@@ -81,17 +152,21 @@ export async function up(options: UpOptions): Promise<Running> {
     forge.setBaseUrl(options.publicUrl ?? url);
     const configUrl = forge.cloneUrl(settings.repos.config);
 
-    const collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
+    const statuses = remote ? new StatusReporter(remote, settings.repos.todo, options.publicUrl ?? url, logger) : undefined;
+    const observer: RunObserver | undefined = statuses;
+    const collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
     await collector.start();
     cleanup.push(() => collector.stop());
 
-    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger });
-    forge.onPush((event) => {
-      dispatcher.handlePush(event).then(
-        (outcomes) => options.onDispatched?.(outcomes),
-        (err: Error) => logger.error({ err: err.message, repo: event.repo, after: event.after }, 'dispatch failed'),
-      );
-    });
+    dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, ...(observer ? { observer } : {}) });
+    forge.onPush(onPush);
+
+    let poller: Poller | undefined;
+    if (options.pollMs && store instanceof MirrorGitStore) {
+      poller = new Poller({ store, repos: [settings.repos.todo, settings.repos.config], branch: settings.branch, intervalMs: options.pollMs, onPush, log: logger, baseline });
+      poller.start();
+      cleanup.push(() => poller!.stop());
+    }
 
     if (executor) {
       const worker = new Worker({
@@ -105,7 +180,8 @@ export async function up(options: UpOptions): Promise<Running> {
       await worker.start();
       cleanup.push(() => worker.stop());
     }
-    return { url, app, store, forge, queue, dispatcher, stop: stopAll };
+    if (statuses) cleanup.push(() => statuses.idle());
+    return { url, app, store, forge, queue, dispatcher, stop: stopAll, ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
   } catch (err) {
     await stopAll();
     throw err;

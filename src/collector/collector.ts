@@ -8,8 +8,8 @@ import { MessageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
-import type { GitStore, Queue } from '../core/ports.js';
-import { allFinal, type RunRecord } from '../core/run.js';
+import type { GitStore, Queue, RunObserver } from '../core/ports.js';
+import { allFinal, progress, type RunRecord } from '../core/run.js';
 import type { Settings } from '../core/settings.js';
 import type { TaskRecord } from '../core/task.js';
 import { applyEvent, completeRun, requeue, runFinishedCommit, runRecordChange, runStarted, type RunResult } from '../core/tracking.js';
@@ -30,6 +30,7 @@ export interface CollectorOptions {
   /** How many DONE messages may be in hand at once. */
   prefetch?: number;
   onRunFinished?: (result: RunResult) => void;
+  observer?: RunObserver;
 }
 
 export class Collector {
@@ -102,14 +103,21 @@ export class Collector {
     }
     const tasks = state.run.tasks.map((id) => state.tasks.get(id)!);
     if (state.run.state !== 'succeeded' && state.run.state !== 'failed' && allFinal(tasks)) await this.complete(state, tasks, log);
+    else if (event.kind === 'finished') this.options.observer?.runProgress?.(state.run, progress(tasks));
   }
 
   private async complete(state: RunState, tasks: TaskRecord[], log: Logger): Promise<void> {
     const { store, settings } = this.options;
+    // The result names commits that others can fetch: publish them first.
+    await store.flush(settings.repos.tracking);
     const trackingHead = (await store.head(settings.repos.tracking))!;
     const done = completeRun(state.run, tasks, trackingHead, new Date().toISOString());
-    const doneCommit = await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage });
+    await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage });
+    await store.flush(settings.repos.done);
+    // Read back after the push: a push that had to replay on top of someone else's commit gives ours a new id.
+    const doneCommit = (await store.head(settings.repos.done))!;
     await store.commit(settings.repos.tracking, runFinishedCommit(done.run, doneCommit));
+    this.options.observer?.runFinished?.(done.run, progress(tasks));
     state.run = { ...done.run, doneCommit };
     log.info({ state: done.result.state, doneCommit }, 'run finished');
     this.options.onRunFinished?.(done.result);

@@ -13,6 +13,8 @@ export interface PushEvent {
   source: string;
   /** Forge delivery id, when there is one. */
   deliveryId?: string;
+  /** The repository's clone URL as the forge reported it. */
+  cloneUrl?: string;
 }
 
 export const ZERO_SHA = '0'.repeat(40);

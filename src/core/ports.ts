@@ -25,6 +25,11 @@ export interface GitStore {
   changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]>;
   /** One commit on the branch with these changes; returns its id. Writes to one repository are serialised. */
   commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string>;
+  isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean>;
+  /** Makes sure `commit` (pushed somewhere else) can be read; a no-op where the store is the origin. */
+  ensureCommit(repo: string, commit: string): Promise<void>;
+  /** Publishes this repository's commits where others read them; resolves once they are there. */
+  flush(repo: string): Promise<void>;
 }
 
 export type QueueName = 'todo' | 'done';
@@ -85,4 +90,23 @@ export interface Forge {
   readonly kind: string;
   cloneUrl(repo: string): string;
   onPush(listener: (event: PushEvent) => void): void;
+}
+
+export interface CommitStatus {
+  state: 'pending' | 'success' | 'failure' | 'error';
+  description: string;
+  targetUrl?: string;
+  context: string;
+}
+
+/** A forge that shows a status on a commit (GitHub, Gitea). */
+export interface CommitStatuses {
+  setStatus(repo: string, sha: string, status: CommitStatus): Promise<void>;
+}
+
+/** Told of a run's progress as it is committed: statuses, dashboards, metrics. */
+export interface RunObserver {
+  runQueued?(run: { id: string; todoCommit: string; tasks: string[] }): void;
+  runProgress?(run: { id: string; todoCommit: string }, progress: { done: number; failed: number; total: number }): void;
+  runFinished?(run: { id: string; todoCommit: string; state: string }, progress: { done: number; failed: number; total: number }): void;
 }

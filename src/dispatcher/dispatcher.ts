@@ -5,12 +5,12 @@
  * one TODO message per task is published.
  */
 import { ProjectError } from '../core/errors.js';
-import type { PushEvent } from '../core/events.js';
+import { ZERO_SHA, type PushEvent } from '../core/events.js';
 import { runIdFor } from '../core/ids.js';
 import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import type { TodoMessage } from '../core/messages.js';
-import type { GitStore, Queue } from '../core/ports.js';
+import type { GitStore, Queue, RunObserver } from '../core/ports.js';
 import { parseProject } from '../core/project.js';
 import type { RunRecord } from '../core/run.js';
 import type { Settings } from '../core/settings.js';
@@ -29,10 +29,13 @@ export interface DispatcherOptions {
   /** Clone URL of the config repository, as workers will fetch it. */
   configUrl: string;
   log: Logger;
+  observer?: RunObserver;
 }
 
 export class Dispatcher {
   private chain: Promise<unknown> = Promise.resolve();
+  /** The last todo commit dispatched: webhooks and the poller may report overlapping ranges. */
+  private dispatched: string | undefined;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -45,20 +48,42 @@ export class Dispatcher {
 
   private async dispatch(event: PushEvent): Promise<DispatchOutcome[]> {
     const { store, settings, log } = this.options;
-    if (event.repo !== settings.repos.todo) return [];
     if (event.ref !== `refs/heads/${settings.branch}`) {
       log.info({ repo: event.repo, ref: event.ref }, `push ignored: only ${settings.branch} starts runs`);
       return [];
     }
-    const changed = (await store.changedFiles(event.repo, event.before, event.after)).filter(
+    if (event.repo === settings.repos.config) {
+      // Runs dispatched from now on name this config commit; workers build its images on first use.
+      await store.ensureCommit(event.repo, event.after);
+      log.info({ after: event.after }, 'config repository moved; worker images build on next use');
+      return [];
+    }
+    if (event.repo !== settings.repos.todo) return [];
+    await store.ensureCommit(event.repo, event.after);
+    let before = event.before;
+    if (this.dispatched && this.dispatched !== event.after) {
+      if (await store.isAncestor(event.repo, event.after, this.dispatched)) {
+        log.info({ after: event.after, dispatched: this.dispatched, source: event.source }, 'push already covered by a later dispatch; ignored');
+        return [];
+      }
+      // A range that overlaps one already dispatched starts where that one ended.
+      if (await store.isAncestor(event.repo, this.dispatched, event.after)) {
+        if (before === ZERO_SHA || (await store.isAncestor(event.repo, before, this.dispatched))) before = this.dispatched;
+      }
+    }
+    const changed = (await store.changedFiles(event.repo, before, event.after)).filter(
       (f) => f.status !== 'deleted' && layout.isProjectFile(f.path),
     );
-    if (!changed.length) return [];
+    if (!changed.length) {
+      this.dispatched = event.after;
+      return [];
+    }
     const configCommit = await store.head(settings.repos.config);
     const outcomes: DispatchOutcome[] = [];
     for (const { path: file } of changed) {
       outcomes.push(await this.dispatchFile(file, event.after, configCommit));
     }
+    if (!this.dispatched || (await store.isAncestor(event.repo, this.dispatched, event.after))) this.dispatched = event.after;
     return outcomes;
   }
 
@@ -87,6 +112,7 @@ export class Dispatcher {
     }
     const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now });
     await store.commit(tracking, queued);
+    this.options.observer?.runQueued?.(queued.run);
     for (const task of queued.tasks) await this.options.queue.publish('todo', todoFor(queued.run, task, settings, this.options.configUrl));
     log.info({ file, tasks: queued.tasks.length }, 'run queued');
     return { file, run: runId, outcome: 'queued', tasks: queued.tasks.length };

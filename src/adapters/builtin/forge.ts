@@ -24,6 +24,8 @@ export class BuiltinForge implements Forge {
   constructor(
     private readonly store: LocalGitStore,
     private readonly repos: Settings['repos'],
+    /** False where the repositories are mirrors of a forge's: serve them read-only. */
+    private readonly acceptPushes = true,
   ) {}
 
   /** Creates any missing repository, with the template's content as its first commit. */
@@ -46,7 +48,7 @@ export class BuiltinForge implements Forge {
     registerGitHttp(app, {
       root: this.store.root,
       served: new Set(Object.values(this.repos)),
-      pushable: new Set([this.repos.todo, this.repos.config]),
+      pushable: new Set(this.acceptPushes ? [this.repos.todo, this.repos.config] : []),
       onPush: (e) => this.events.emit('push', e),
       log: app.log,
     });

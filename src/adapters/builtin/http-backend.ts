@@ -82,7 +82,11 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
       return reply
         .code(403)
         .type('text/plain')
-        .send(`${repo} is written by gitjobs itself and does not accept pushes; push projects to ${[...options.pushable].join(' or ')}\n`);
+        .send(
+          options.pushable.size
+            ? `${repo} is written by gitjobs itself and does not accept pushes; push projects to ${[...options.pushable].join(' or ')}\n`
+            : `${repo} is a read-only mirror here; push to the forge that hosts it\n`,
+        );
     }
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,

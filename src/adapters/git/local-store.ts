@@ -35,9 +35,26 @@ class BranchWriter {
   ) {}
 
   commit(changes: FileChange[], message: string): Promise<string> {
-    const next = this.chain.then(() => this.write(changes, message));
+    return this.exclusive(() => this.write(changes, message));
+  }
+
+  /** Runs `fn` between two commits, with no other write in progress. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn);
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  /** Points the branch at `oid` (which must exist) and forgets the cached trees. */
+  async reset(oid: string): Promise<void> {
+    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.ref, value: oid, force: true });
+    this.head = oid;
+    this.dirs.clear();
+  }
+
+  /** Writes a commit inside an `exclusive` section. */
+  writeNow(changes: FileChange[], message: string): Promise<string> {
+    return this.write(changes, message);
   }
 
   private async currentHead(): Promise<string | undefined> {
@@ -226,14 +243,76 @@ export class LocalGitStore implements GitStore {
     }
   }
 
-  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string> {
+  private writer(repo: string): BranchWriter {
     let writer = this.writers.get(repo);
     if (!writer) {
       writer = new BranchWriter(this.gitdir(repo), this.ref);
       this.writers.set(repo, writer);
     }
-    return writer.commit(options.changes, options.message);
+    return writer;
   }
+
+  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string> {
+    return this.writer(repo).commit(options.changes, options.message);
+  }
+
+  async isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean> {
+    if (ancestor === commit) return true;
+    try {
+      return await git.isDescendent({ fs, gitdir: this.gitdir(repo), oid: commit, ancestor, depth: -1, cache: this.cache });
+    } catch {
+      return false;
+    }
+  }
+
+  async hasCommit(repo: string, oid: string): Promise<boolean> {
+    try {
+      await git.readCommit({ fs, gitdir: this.gitdir(repo), oid, cache: this.cache });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Moves the branch to `upstream`. Local commits that `upstream` does not
+   * have are replayed on top of it, each with its own message and changes,
+   * so that none is lost and none is duplicated. Returns how many were replayed.
+   */
+  rebaseOnto(repo: string, upstream: string): Promise<number> {
+    const writer = this.writer(repo);
+    return writer.exclusive(async () => {
+      const local = await this.head(repo);
+      if (!local || (await this.isAncestor(repo, local, upstream))) {
+        await writer.reset(upstream);
+        return 0;
+      }
+      if (await this.isAncestor(repo, upstream, local)) return 0; // ahead: nothing to replay
+      const mine: { oid: string; parent: string | undefined; message: string }[] = [];
+      for (let oid: string | undefined = local; oid && !(await this.isAncestor(repo, oid, upstream)); ) {
+        const { commit } = await git.readCommit({ fs, gitdir: this.gitdir(repo), oid, cache: this.cache });
+        mine.push({ oid, parent: commit.parent[0], message: commit.message });
+        oid = commit.parent[0];
+      }
+      const replays: { changes: FileChange[]; message: string }[] = [];
+      for (const c of mine.reverse()) {
+        const changes: FileChange[] = [];
+        for (const f of await this.changedFiles(repo, c.parent ?? ZERO_SHA, c.oid)) {
+          changes.push({ path: f.path, content: f.status === 'deleted' ? null : ((await this.readBytes(repo, c.oid, f.path)) ?? null) });
+        }
+        replays.push({ changes, message: c.message });
+      }
+      await writer.reset(upstream);
+      for (const r of replays) await writer.writeNow(r.changes, r.message);
+      return replays.length;
+    });
+  }
+
+  async ensureCommit(repo: string, commit: string): Promise<void> {
+    if (!(await this.hasCommit(repo, commit))) throw new Error(`commit ${commit} is not in ${repo}`);
+  }
+
+  async flush(): Promise<void> {}
 
   /** Commit messages of the branch, newest first. */
   async log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> {

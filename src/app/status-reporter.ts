@@ -1,0 +1,44 @@
+/**
+ * Shows a run's progress as a commit status on the todo commit that started
+ * it: `pending` while it runs, then `success` or `failure`, with `7/12 tasks
+ * done`. Status calls never hold up the pipeline; a failure is logged.
+ */
+import type { Logger } from '../core/logger.js';
+import type { CommitStatuses, RunObserver } from '../core/ports.js';
+
+export class StatusReporter implements RunObserver {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly forge: CommitStatuses,
+    private readonly todoRepo: string,
+    private readonly publicUrl: string,
+    private readonly log: Logger,
+    private readonly context = 'gitjobs',
+  ) {}
+
+  private post(runId: string, sha: string, state: 'pending' | 'success' | 'failure', description: string): void {
+    const targetUrl = `${this.publicUrl.replace(/\/+$/, '')}/api/runs/${runId}`;
+    // In order, one at a time: a late `pending` must never overwrite the final state.
+    this.chain = this.chain
+      .then(() => this.forge.setStatus(this.todoRepo, sha, { state, description, targetUrl, context: `${this.context}/${runId.replace(/-[0-9a-f]{7}$/, '')}` }))
+      .catch((err: Error) => this.log.warn({ run: runId, err: err.message }, 'could not set the commit status'));
+  }
+
+  runQueued(run: { id: string; todoCommit: string; tasks: string[] }): void {
+    this.post(run.id, run.todoCommit, 'pending', `0/${run.tasks.length} tasks done`);
+  }
+
+  runProgress(run: { id: string; todoCommit: string }, p: { done: number; failed: number; total: number }): void {
+    this.post(run.id, run.todoCommit, 'pending', `${p.done}/${p.total} tasks done${p.failed ? `, ${p.failed} failed` : ''}`);
+  }
+
+  runFinished(run: { id: string; todoCommit: string; state: string }, p: { done: number; failed: number; total: number }): void {
+    this.post(run.id, run.todoCommit, run.state === 'succeeded' ? 'success' : 'failure', `${p.done}/${p.total} tasks done${p.failed ? `, ${p.failed} failed` : ''}`);
+  }
+
+  /** Resolves once every status so far has been sent. */
+  idle(): Promise<unknown> {
+    return this.chain;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Webhook endpoints for GitHub and Gitea (and Forgejo). Each verifies the
+ * signature over the raw body, drops redeliveries, normalises the push and
+ * hands it over without waiting: the answer (202) comes at once, never after
+ * Docker.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Webhooks } from '@octokit/webhooks';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { PushEvent } from '../core/events.js';
+import { ignoreReason, normalisePush } from '../adapters/forges/push-payload.js';
+
+export interface WebhookOptions {
+  /** When set, every delivery must be signed with it. */
+  secret: string | undefined;
+  branch: string;
+  /** Repositories whose pushes gitjobs acts on (todo and config). */
+  repos: readonly string[];
+  onPush: (event: PushEvent) => void;
+  /** How many delivery ids are remembered to refuse replays. */
+  rememberDeliveries?: number;
+}
+
+/** Remembers the last N delivery ids. */
+class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max: number) {}
+  /** False when the id was already seen. */
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false;
+    this.ids.add(id);
+    if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value!);
+    return true;
+  }
+}
+
+function hexHmac(secret: string, body: Buffer): string {
+  return createHmac('sha256', secret).update(body).digest('hex');
+}
+
+function sameHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function registerWebhooks(app: FastifyInstance, options: WebhookOptions): void {
+  const github = options.secret ? new Webhooks({ secret: options.secret }) : undefined;
+  const seen = new RecentIds(options.rememberDeliveries ?? 10_000);
+
+  app.register(async (scope) => {
+    // Signatures are over the exact bytes sent: keep the raw body.
+    // GitHub sends payloads of up to 25 MB; pushes with many commits come close.
+    const bodyLimit = 25 * 1024 * 1024;
+    scope.addContentTypeParser(['application/json'], { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+
+    const handle = async (source: 'github' | 'gitea', request: FastifyRequest, reply: FastifyReply) => {
+      const type = header(request, 'content-type') ?? '';
+      if (!/^application\/json\b/i.test(type)) {
+        return reply.code(415).send({
+          error: `webhook bodies must be JSON, not ${JSON.stringify(type || 'no content type')}: set the webhook's content type to application/json`,
+        });
+      }
+      const body = request.body as Buffer;
+      const eventName = source === 'github' ? header(request, 'x-github-event') : (header(request, 'x-gitea-event') ?? header(request, 'x-forgejo-event') ?? header(request, 'x-github-event'));
+      const delivery = source === 'github' ? header(request, 'x-github-delivery') : (header(request, 'x-gitea-delivery') ?? header(request, 'x-forgejo-delivery') ?? header(request, 'x-github-delivery'));
+
+      if (options.secret) {
+        const hub = header(request, 'x-hub-signature-256');
+        const bare = source === 'gitea' ? (header(request, 'x-gitea-signature') ?? header(request, 'x-forgejo-signature')) : undefined;
+        let valid = false;
+        if (bare) valid = sameHex(bare.toLowerCase(), hexHmac(options.secret, body));
+        else if (hub) valid = await github!.verify(body.toString('utf8'), hub).catch(() => false);
+        if (!valid) {
+          request.log.warn({ source, delivery, event: eventName }, `webhook refused: ${bare || hub ? 'wrong' : 'missing'} signature`);
+          return reply.code(401).send({ error: bare || hub ? 'signature does not match the configured secret' : 'signature missing: this endpoint requires signed deliveries' });
+        }
+      }
+      if (eventName === 'ping') return reply.code(200).send({ ok: true, pong: true });
+      if (eventName !== 'push') return reply.code(202).send({ ignored: `event ${JSON.stringify(eventName ?? 'unknown')} is not handled` });
+      if (delivery && !seen.add(`${source}:${delivery}`)) {
+        request.log.info({ source, delivery }, 'webhook delivery already received; ignored');
+        return reply.code(200).send({ duplicate: true, delivery });
+      }
+      let payload: unknown;
+      try {
+        payload = JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        return reply.code(400).send({ error: `body is not valid JSON: ${(err as Error).message}` });
+      }
+      const n = normalisePush(source, payload, delivery);
+      if (!n.ok) return reply.code(400).send({ error: n.reason });
+      const why = ignoreReason(n.event, options.branch, options.repos);
+      if (why) {
+        request.log.info({ source, delivery, repo: n.event.repo, ref: n.event.ref }, why);
+        return reply.code(202).send({ ignored: why });
+      }
+      options.onPush(n.event);
+      return reply.code(202).send({ accepted: true, repo: n.event.repo, after: n.event.after });
+    };
+
+    scope.post('/webhooks/github', (req, reply) => handle('github', req, reply));
+    scope.post('/webhooks/gitea', (req, reply) => handle('gitea', req, reply));
+  });
+}
