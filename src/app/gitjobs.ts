@@ -118,7 +118,7 @@ export async function up(options: UpOptions): Promise<Running> {
     } else {
       store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch);
     }
-    const forge = new BuiltinForge(local, settings.repos, !remote);
+    const forge = new BuiltinForge(local, settings.repos, { pushable: remote ? 'none' : 'todo+config' });
     if (!remote) {
       const created = await forge.ensureRepos();
       if (created.length) logger.info({ created }, 'repositories created from repos-template');

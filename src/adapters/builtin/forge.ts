@@ -16,6 +16,14 @@ export const TEMPLATE_DIR = path.resolve(path.dirname(new URL(import.meta.url).p
 
 type Role = keyof Settings['repos'];
 
+export interface BuiltinForgeOptions {
+  /** Which repositories take pushes: todo and config (default), all four (a stand-in for a forge's Git side), or none (read-only mirrors). */
+  pushable?: 'todo+config' | 'all' | 'none';
+  /** Credentials required to push (or, with tokenFor 'all', to read). */
+  token?: string;
+  tokenFor?: 'push' | 'all';
+}
+
 export class BuiltinForge implements Forge {
   readonly kind = 'builtin';
   private readonly events = new EventEmitter();
@@ -24,8 +32,7 @@ export class BuiltinForge implements Forge {
   constructor(
     private readonly store: LocalGitStore,
     private readonly repos: Settings['repos'],
-    /** False where the repositories are mirrors of a forge's: serve them read-only. */
-    private readonly acceptPushes = true,
+    private readonly options: BuiltinForgeOptions = {},
   ) {}
 
   /** Creates any missing repository, with the template's content as its first commit. */
@@ -48,7 +55,10 @@ export class BuiltinForge implements Forge {
     registerGitHttp(app, {
       root: this.store.root,
       served: new Set(Object.values(this.repos)),
-      pushable: new Set(this.acceptPushes ? [this.repos.todo, this.repos.config] : []),
+      pushable: new Set(
+        { 'todo+config': [this.repos.todo, this.repos.config], all: Object.values(this.repos), none: [] }[this.options.pushable ?? 'todo+config'],
+      ),
+      ...(this.options.token ? { token: this.options.token, tokenFor: this.options.tokenFor ?? 'push' } : {}),
       onPush: (e) => this.events.emit('push', e),
       log: app.log,
     });

@@ -5,6 +5,7 @@
  * and a PushEvent is emitted per moved branch.
  */
 import { spawn } from 'node:child_process';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PushEvent } from '../../core/events.js';
@@ -19,6 +20,20 @@ export interface GitHttpOptions {
   served: ReadonlySet<string>;
   onPush: (event: PushEvent) => void;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** When set, requests must carry HTTP Basic credentials whose password is this token (any user name). */
+  token?: string;
+  /** Which requests need the token: pushes only (default), or every request. */
+  tokenFor?: 'push' | 'all';
+}
+
+function hasToken(authorization: string | undefined, token: string): boolean {
+  const m = /^Basic\s+(\S+)$/i.exec(authorization ?? '');
+  if (!m) return false;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const password = decoded.slice(decoded.indexOf(':') + 1);
+  const a = createHash('sha256').update(password).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
 }
 
 const REPO_PATH = /^\/git\/([A-Za-z0-9._-]+?)(?:\.git)?(\/.*)$/;
@@ -87,6 +102,13 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
             ? `${repo} is written by gitjobs itself and does not accept pushes; push projects to ${[...options.pushable].join(' or ')}\n`
             : `${repo} is a read-only mirror here; push to the forge that hosts it\n`,
         );
+    }
+    if (options.token && (isPush || options.tokenFor === 'all') && !hasToken(request.headers.authorization, options.token)) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Basic realm="gitjobs"')
+        .type('text/plain')
+        .send(`${isPush ? 'pushing' : 'reading'} ${repo} needs credentials: use the API token as password\n`);
     }
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
