@@ -2,7 +2,8 @@
 /** The `gitjobs` command line. */
 import { parseArgs } from 'node:util';
 import { ServiceUnavailableError } from '../core/errors.js';
-import { COMMON_FLAGS, UsageError } from './options.js';
+import { COMMON_FLAGS, FORGE_FLAGS, UsageError } from './options.js';
+import { initCommand } from './commands/init.js';
 import { demoCommand } from './commands/demo.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
@@ -19,8 +20,17 @@ repository, and the result is committed to the done repository.
 Usage:
   gitjobs up [--home DIR] [--host 127.0.0.1] [--port 8080] [--workers 2]
              [--executor docker|process] [--public-url URL]
+             [--forge github|gitea --owner OWNER [--forge-url URL]] [--poll 30s]
       Built-in Git host, HTTP server, dispatcher, collector and N workers in one
       process. Prints the clone URLs. Stops cleanly on SIGINT and SIGTERM.
+      With --forge github|gitea --owner OWNER the repositories live on the forge:
+      gitjobs mirrors them, takes webhooks at /webhooks/github and /webhooks/gitea,
+      pushes its commits back, sets commit statuses; --poll 30s also watches the
+      todo and config branches for hosts that webhooks cannot reach.
+  gitjobs init --forge github|gitea --owner OWNER --public-url URL [--forge-url URL]
+      Create (or reuse) the four repositories on the forge, push repos-template/
+      to the empty ones, and register push webhooks with a generated secret
+      (saved to HOME/webhook-secret, mode 600).
   gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR]
       Workers only, for other machines against the same RabbitMQ.
   gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
@@ -47,10 +57,21 @@ Common options:
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
   --port N              HTTP port (env GITJOBS_PORT, default 8080)
   --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)
+
+Forge options (up, init):
+  --forge KIND          builtin (default), github or gitea (env GITJOBS_FORGE)
+  --owner NAME          user or organisation owning the repositories (env GITJOBS_OWNER)
+  --forge-url URL       Gitea server, or GitHub API root (default https://api.github.com) (env GITJOBS_FORGE_URL)
+  --git-url URL         base of clone URLs when it differs from the forge's (env GITJOBS_GIT_URL)
+  --public-url URL      where the forge and remote workers reach this server (env GITJOBS_PUBLIC_URL)
+  --poll DURATION       also poll the forge, e.g. 30s (env GITJOBS_POLL)
+Tokens come from the environment only: GITHUB_TOKEN, GITEA_TOKEN. The webhook
+secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
 `;
 
 const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number> }> = {
-  up: { flags: { home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' } }, run: upCommand },
+  up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' } }, run: upCommand },
+  init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: initCommand },
   worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' } }, run: workerCommand },
   submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: submitCommand },
   status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: statusCommand },

@@ -1,5 +1,7 @@
 /** Settings from flags and environment, with their defaults, for every command. */
+import fs from 'node:fs';
 import path from 'node:path';
+import type { RemoteForgeOptions } from '../app/gitjobs.js';
 import { DEFAULT_AMQP_URL } from '../adapters/amqp/queue.js';
 import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
 
@@ -74,4 +76,42 @@ export function executorKind(flags: Flags): 'docker' | 'process' {
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+export const FORGE_FLAGS = {
+  forge: { type: 'string' },
+  owner: { type: 'string' },
+  'forge-url': { type: 'string' },
+  'git-url': { type: 'string' },
+} as const;
+
+/** The forge settings of `up` and `init`; undefined for the built-in host. Tokens come from the environment only. */
+export function remoteForge(flags: Flags, env = process.env): RemoteForgeOptions | undefined {
+  const kind = str(flags, 'forge') ?? env.GITJOBS_FORGE ?? 'builtin';
+  if (kind === 'builtin') return undefined;
+  if (kind !== 'github' && kind !== 'gitea') throw new UsageError(`--forge must be builtin, github or gitea, not ${JSON.stringify(kind)}`);
+  const owner = str(flags, 'owner') ?? env.GITJOBS_OWNER;
+  if (!owner) throw new UsageError(`--forge ${kind} needs --owner (the user or organisation that owns the repositories)`);
+  const forgeUrl = str(flags, 'forge-url') ?? env.GITJOBS_FORGE_URL;
+  const gitBaseUrl = str(flags, 'git-url') ?? env.GITJOBS_GIT_URL;
+  if (kind === 'github') {
+    const token = env.GITHUB_TOKEN;
+    if (!token) throw new UsageError('--forge github needs a token in the environment variable GITHUB_TOKEN');
+    return { kind, owner, token, ...(forgeUrl ? { apiUrl: forgeUrl } : {}), ...(gitBaseUrl ? { gitBaseUrl } : {}) };
+  }
+  const token = env.GITEA_TOKEN;
+  if (!token) throw new UsageError('--forge gitea needs a token in the environment variable GITEA_TOKEN');
+  if (!forgeUrl) throw new UsageError('--forge gitea needs --forge-url, the Gitea server (e.g. http://127.0.0.1:3000)');
+  return { kind, owner, token, url: forgeUrl, ...(gitBaseUrl ? { gitBaseUrl } : {}) };
+}
+
+/** Where `init` keeps the webhook secret it generated: readable by its owner only, never in a repository. */
+export function secretFile(homeDir: string): string {
+  return path.join(homeDir, 'webhook-secret');
+}
+
+export function webhookSecret(homeDir: string, env = process.env): string | undefined {
+  if (env.GITJOBS_WEBHOOK_SECRET) return env.GITJOBS_WEBHOOK_SECRET;
+  const file = secretFile(homeDir);
+  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() || undefined : undefined;
 }

@@ -75,6 +75,13 @@ export async function startStandIn(options: { owner?: string; token?: string; se
       hooks.set(req.params.r, [...(hooks.get(req.params.r) ?? []), hook]);
       return reply.code(201).send(hook);
     });
+    app.patch<{ Params: { o: string; r: string; id: string }; Body: { config: { url: string }; events: string[] } }>(`${prefix}/repos/:o/:r/hooks/:id`, async (req, reply) => {
+      if (!authorised(req, reply, scheme)) return reply;
+      const hook = (hooks.get(req.params.r) ?? []).find((h) => h.id === Number(req.params.id));
+      if (!hook) return reply.code(404).send({ message: 'Not Found' });
+      Object.assign(hook, { config: req.body.config, events: req.body.events });
+      return hook;
+    });
     app.post<{ Params: { o: string; r: string; sha: string } }>(`${prefix}/repos/:o/:r/statuses/:sha`, async (req, reply) => {
       if (!authorised(req, reply, scheme)) return reply;
       return reply.code(201).send({ id: calls.length, ...(req.body as object) });

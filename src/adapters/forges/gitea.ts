@@ -65,15 +65,15 @@ export class GiteaForge implements CommitStatuses, Provisioner {
   async ensureRepo(name: string, description: string): Promise<ProvisionedRepo> {
     const { owner } = this.options;
     try {
-      const repo = await this.api<{ clone_url: string; empty: boolean }>('GET', `/repos/${owner}/${name}`);
-      return { name, cloneUrl: repo.clone_url, created: false, empty: repo.empty };
+      const repo = await this.api<{ clone_url: string }>('GET', `/repos/${owner}/${name}`);
+      return { name, cloneUrl: repo.clone_url, created: false };
     } catch (err) {
       if (!(err instanceof GiteaApiError) || err.status !== 404) throw err;
     }
     const me = await this.api<{ login: string }>('GET', '/user');
     const body = { name, description, private: true, auto_init: false, default_branch: 'main' };
     const repo = await this.api<{ clone_url: string }>('POST', me.login === owner ? '/user/repos' : `/orgs/${owner}/repos`, body);
-    return { name, cloneUrl: repo.clone_url, created: true, empty: true };
+    return { name, cloneUrl: repo.clone_url, created: true };
   }
 
   async ensureWebhook(repo: string, hook: WebhookSpec): Promise<'created' | 'updated'> {

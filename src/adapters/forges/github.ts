@@ -48,7 +48,7 @@ export class GitHubForge implements CommitStatuses, Provisioner {
     const { owner } = this.options;
     try {
       const { data } = await this.octokit.rest.repos.get({ owner, repo: name });
-      return { name, cloneUrl: data.clone_url, created: false, empty: data.size === 0 };
+      return { name, cloneUrl: data.clone_url, created: false };
     } catch (err) {
       if ((err as { status?: number }).status !== 404) throw err;
     }
@@ -57,7 +57,7 @@ export class GitHubForge implements CommitStatuses, Provisioner {
       me.login === owner
         ? await this.octokit.rest.repos.createForAuthenticatedUser({ name, description, private: true, auto_init: false })
         : await this.octokit.rest.repos.createInOrg({ org: owner, name, description, private: true, auto_init: false });
-    return { name, cloneUrl: data.clone_url, created: true, empty: true };
+    return { name, cloneUrl: data.clone_url, created: true };
   }
 
   async ensureWebhook(repo: string, hook: WebhookSpec): Promise<'created' | 'updated'> {

@@ -14,7 +14,6 @@ export interface ProvisionedRepo {
   name: string;
   cloneUrl: string;
   created: boolean;
-  empty: boolean;
 }
 
 export interface WebhookSpec {
@@ -54,7 +53,9 @@ export async function provision(options: {
     const name = settings.repos[role];
     const repo = await forge.ensureRepo(name, DESCRIPTIONS[role]);
     let seeded = false;
-    if (repo.empty) {
+    // Whether the branch exists, as `git ls-remote` says: the API's own emptiness hints lag or round down.
+    const refs = await git.listServerRefs({ http, url: repo.cloneUrl, prefix: `refs/heads/${settings.branch}`, onAuth: () => forge.gitAuth });
+    if (!refs.some((r) => r.ref === `refs/heads/${settings.branch}`)) {
       await seed(repo.cloneUrl, path.join(options.templateDir, role), settings.branch, forge.gitAuth);
       seeded = true;
     }
