@@ -40,6 +40,8 @@ export class DockerExecutor implements Executor {
     try {
       await this.docker.getImage(this.options.baseImage).inspect();
     } catch {
+      // Any other base image is pulled by the first build, where a registry is reachable.
+      if (!this.options.baseImage.startsWith('gitjobs-base')) return;
       throw new ServiceUnavailableError(
         `Docker base image ${this.options.baseImage}`,
         'the image is not there',
