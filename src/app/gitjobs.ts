@@ -125,9 +125,13 @@ export async function up(options: UpOptions): Promise<Running> {
     }
 
     let dispatcher: Dispatcher | undefined;
+    let prebuild: ((commit: string) => Promise<void>) | undefined;
     const onPush = (event: PushEvent) => {
       dispatcher!.handlePush(event).then(
-        (outcomes) => options.onDispatched?.(outcomes),
+        (outcomes) => {
+          options.onDispatched?.(outcomes);
+          if (event.repo === settings.repos.config && event.ref === `refs/heads/${settings.branch}`) void prebuild?.(event.after);
+        },
         (err: Error) => logger.error({ err: err.message, repo: event.repo, after: event.after, source: event.source }, 'dispatch failed'),
       );
     };
@@ -169,10 +173,22 @@ export async function up(options: UpOptions): Promise<Running> {
     }
 
     if (executor) {
+      const config = new ConfigSource(path.join(options.home, 'cache'), settings.branch);
+      // A push to config builds its worker images here at once, so the next run does not wait for them.
+      prebuild = async (commit) => {
+        for (const name of await store.listDir(settings.repos.config, commit, 'workers')) {
+          try {
+            const image = await executor.prepare(await config.worker(configUrl, commit, name));
+            logger.info({ worker: name, commit, image }, 'worker image built for the new config commit');
+          } catch (err) {
+            logger.warn({ worker: name, commit, err: (err as Error).message }, 'worker image did not build; runs using it will fail until config is fixed');
+          }
+        }
+      };
       const worker = new Worker({
         queue,
         executor,
-        config: new ConfigSource(path.join(options.home, 'cache'), settings.branch),
+        config,
         concurrency: options.workers,
         outputCap: settings.outputCap,
         log: logger,

@@ -3,11 +3,13 @@
  * CLI to the built-in host, RabbitMQ, a Docker container per task, commits
  * in tracking and done.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runIdFor } from '../../src/core/ids.js';
 import { NQUEENS_KNOWN } from '../../src/core/nqueens.js';
 import { parseTrailers } from '../../src/core/transition.js';
-import { git, startStack, type Stack } from '../helpers/stack.js';
+import fs from 'node:fs';
+import { DockerExecutor } from '../../src/adapters/docker/executor.js';
+import { git, gitAsync, startStack, type Stack } from '../helpers/stack.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -76,7 +78,7 @@ describe('pipeline, end to end', () => {
     expect(text).toMatch(/^FAILED: 1 of 2 tasks failed: bad \(exit 3\)/);
     // The whole output is in the log file, cloned with the git CLI.
     const dir = await stack.clone(stack.settings.repos.tracking);
-    const log = (await import('node:fs')).readFileSync(`${dir}/projects/${runId}/logs/bad.log`, 'utf8');
+    const log = fs.readFileSync(`${dir}/projects/${runId}/logs/bad.log`, 'utf8');
     // stdout and stderr come through separate pipes, so their relative order is not guaranteed.
     expect(log.split('\n').sort()).toEqual(['', 'about to fail', 'oops']);
   });
@@ -138,5 +140,27 @@ describe('pipeline, end to end', () => {
     // History is linear and the repository is sound.
     expect(git(dir, 'rev-list', '--merges', 'HEAD').trim()).toBe('');
     git(dir, 'fsck', '--strict');
+  });
+});
+
+describe('config repository', () => {
+  it('builds the worker images of a pushed config commit, and later runs use that commit', async () => {
+    const dir = await stack.clone(stack.settings.repos.config);
+    fs.mkdirSync(`${dir}/workers/greeter`, { recursive: true });
+    fs.writeFileSync(`${dir}/workers/greeter/Dockerfile`, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nRUN echo "hello from the greeter image" > /greeting\nUSER 1000:1000\n');
+    git(dir, 'add', '-A');
+    git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Add greeter worker');
+    await gitAsync(dir, 'push', '-q', 'origin', 'main');
+    const configCommit = git(dir, 'rev-parse', 'HEAD').trim();
+    const docker = new DockerExecutor({ baseImage: 'gitjobs-base:latest' });
+    const tag = DockerExecutor.tagFor({ name: 'greeter', commit: configCommit });
+    await vi.waitFor(async () => expect((await docker.docker.getImage(tag).inspect()).RepoTags).toContain(tag), { timeout: 60_000, interval: 200 });
+
+    const commit = await stack.push({ 'projects/greet.json': JSON.stringify({ worker: 'greeter', tasks: [{ id: 'g', run: 'cat /greeting' }] }) });
+    const runId = runIdFor('projects/greet.json', commit);
+    const { run } = await stack.waitForRun(runId);
+    expect(run.configCommit).toBe(configCommit);
+    expect((await stack.result(runId)).text).toBe('hello from the greeter image\n');
+    await docker.docker.getImage(tag).remove({ force: true }).catch(() => undefined);
   });
 });
