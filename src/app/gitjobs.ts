@@ -161,6 +161,8 @@ export async function up(options: UpOptions): Promise<Running> {
     const collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
     await collector.start();
     cleanup.push(() => collector.stop());
+    // Git is the system of record: whatever it says is unfinished goes back on the queues.
+    await collector.recover();
 
     dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, ...(observer ? { observer } : {}) });
     forge.onPush(onPush);

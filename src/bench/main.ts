@@ -82,7 +82,7 @@ async function containerTimes(tasks: number, concurrency: number) {
   const plain = await lanes(tasks, concurrency, async () => {
     await run('docker', ['run', '--rm', '--network', 'none', image, 'true']);
   });
-  const request = { image, argv: ['true'], timeoutMs: 60_000, limits: DEFAULT_SETTINGS.limits, labels: { 'io.gitjobs.run': 'bench' }, outputCap: DEFAULT_SETTINGS.outputCap };
+  const request = { image, argv: ['true'], timeoutMs: 60_000, limits: DEFAULT_SETTINGS.limits, labels: { 'io.gitjobs.run': 'bench' }, env: {}, outputCap: DEFAULT_SETTINGS.outputCap };
   await executor.run(request);
   const direct = await lanes(tasks, concurrency, async () => {
     const r = await executor.run(request);

@@ -3,18 +3,22 @@
  * to tracking (one commit per transition), and once every task of a run is
  * final, reduces the outputs and commits the result to the done repository.
  * A DONE message is acked only after its commits are written.
+ *
+ * It also owns what happens between attempts: a failed attempt with attempts
+ * left is queued again after an exponential backoff; a task out of attempts
+ * goes to the dead-letter queue. On start, `recover` reconciles tracking (the
+ * system of record) with the queues.
  */
 import { MessageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
-import type { GitStore, Queue, RunObserver } from '../core/ports.js';
+import type { Consumer, GitStore, Queue, RunObserver } from '../core/ports.js';
 import { allFinal, progress, type RunRecord } from '../core/run.js';
-import type { Settings } from '../core/settings.js';
-import type { TaskRecord } from '../core/task.js';
+import { retryDelay, type Settings } from '../core/settings.js';
+import { isFinal, type TaskRecord } from '../core/task.js';
 import { applyEvent, completeRun, requeue, runFinishedCommit, runRecordChange, runStarted, type RunResult } from '../core/tracking.js';
 import { todoFor } from '../dispatcher/dispatcher.js';
-import type { Consumer } from '../core/ports.js';
 
 interface RunState {
   run: RunRecord;
@@ -33,10 +37,17 @@ export interface CollectorOptions {
   observer?: RunObserver;
 }
 
+export interface RecoveryReport {
+  republished: number;
+  completed: number;
+  requeued: number;
+}
+
 export class Collector {
   private readonly runs = new Map<string, RunState>();
   private chain: Promise<unknown> = Promise.resolve();
   private consumer: Consumer | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly options: CollectorOptions) {}
 
@@ -47,14 +58,21 @@ export class Collector {
   async stop(): Promise<void> {
     await this.consumer?.cancel();
     this.consumer = undefined;
+    // Retries waiting for their backoff are in tracking as queued: `recover` sends them at the next start.
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     await this.chain;
   }
 
-  /** Events are applied one at a time: each is a read-modify-commit of tracking. */
-  handle(content: Buffer): Promise<void> {
-    const next = this.chain.then(() => this.apply(content));
+  /** Serialises read-modify-commit steps on tracking. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn);
     this.chain = next.catch(() => undefined);
     return next;
+  }
+
+  handle(content: Buffer): Promise<void> {
+    return this.exclusive(() => this.apply(content));
   }
 
   private async apply(content: Buffer): Promise<void> {
@@ -93,17 +111,48 @@ export class Collector {
       }
       await store.commit(settings.repos.tracking, { changes, message: step.message });
       state.tasks.set(task.id, step.task);
-      if (step.retry) {
-        const again = requeue(state.run, step.task, new Date().toISOString());
-        await store.commit(settings.repos.tracking, again);
-        state.tasks.set(task.id, again.task);
-        await this.options.queue.publish('todo', todoFor(state.run, again.task, settings, this.options.configUrl));
-        log.info({ next: again.task.attempts + 1 }, 'task failed; retrying');
-      }
+      if (step.retry) await this.retry(state, step.task, log);
+      else if (isFinal(step.task) && step.task.state === 'failed') await this.deadLetter(state.run, step.task, log);
     }
+    await this.afterChange(state, event.kind === 'finished', log);
+  }
+
+  private async afterChange(state: RunState, progressed: boolean, log: Logger): Promise<void> {
     const tasks = state.run.tasks.map((id) => state.tasks.get(id)!);
     if (state.run.state !== 'succeeded' && state.run.state !== 'failed' && allFinal(tasks)) await this.complete(state, tasks, log);
-    else if (event.kind === 'finished') this.options.observer?.runProgress?.(state.run, progress(tasks));
+    else if (progressed) this.options.observer?.runProgress?.(state.run, progress(tasks));
+  }
+
+  /** failed -> queued, then the next attempt goes to TODO once its backoff has passed. */
+  private async retry(state: RunState, task: TaskRecord, log: Logger): Promise<void> {
+    const { store, settings } = this.options;
+    const delay = retryDelay(settings, task.attempts);
+    const again = requeue(state.run, task, new Date().toISOString(), delay);
+    await store.commit(settings.repos.tracking, again);
+    state.tasks.set(task.id, again.task);
+    log.info({ next: again.task.attempts + 1, delayMs: delay }, 'task failed; retrying after backoff');
+    this.publishLater(todoFor(state.run, again.task, settings, this.options.configUrl), delay);
+  }
+
+  private publishLater(message: ReturnType<typeof todoFor>, delayMs: number): void {
+    const send = () =>
+      this.options.queue.publish('todo', message).catch((err: Error) => this.options.log.error({ run: message.run, task: message.task, err: err.message }, 'could not queue a retry; the next start recovers it'));
+    if (delayMs <= 0) {
+      void send();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void send();
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  /** A task out of attempts: its last message goes where an operator can look at it. */
+  private async deadLetter(run: RunRecord, task: TaskRecord, log: Logger): Promise<void> {
+    const message = { ...todoFor(run, { ...task, attempts: task.attempts - 1 }, this.options.settings, this.options.configUrl), reason: task.error ?? `exit ${task.exitCode}`, failedAt: task.finishedAt };
+    await this.options.queue.publish('dead', message);
+    log.warn({ reason: message.reason, attempts: task.attempts }, 'task failed for good; message sent to the dead-letter queue');
   }
 
   private async complete(state: RunState, tasks: TaskRecord[], log: Logger): Promise<void> {
@@ -112,17 +161,65 @@ export class Collector {
     await store.flush(settings.repos.tracking);
     const trackingHead = (await store.head(settings.repos.tracking))!;
     const done = completeRun(state.run, tasks, trackingHead, new Date().toISOString());
-    await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage });
+    const doneHead = await store.head(settings.repos.done);
+    // After a crash between the two commits the result may be there already: never write it twice.
+    const already = doneHead && (await store.readFile(settings.repos.done, doneHead, layout.resultJson(state.run.id))) !== undefined;
+    if (!already) await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage });
     await store.flush(settings.repos.done);
     // Read back after the push: a push that had to replay on top of someone else's commit gives ours a new id.
     const doneCommit = (await store.head(settings.repos.done))!;
     await store.commit(settings.repos.tracking, runFinishedCommit(done.run, doneCommit));
-    this.options.observer?.runFinished?.(done.run, progress(tasks));
     state.run = { ...done.run, doneCommit };
     log.info({ state: done.result.state, doneCommit }, 'run finished');
+    this.options.observer?.runFinished?.(done.run, progress(tasks));
     this.options.onRunFinished?.(done.result);
     // Finished runs need no cache; tracking has them.
     this.runs.delete(state.run.id);
+  }
+
+  /**
+   * Reconciles tracking with the queues, as after a crash or with the queues
+   * deleted: every task recorded queued or running without a final state is
+   * put back on TODO (the queues deliver at least once, so a copy that was
+   * still there only runs again and its outcome is ignored); a failed attempt
+   * that never got its retry is queued again; a run whose tasks are all final
+   * but which has no result gets it.
+   */
+  recover(): Promise<RecoveryReport> {
+    return this.exclusive(async () => {
+      const { store, settings, log } = this.options;
+      const report: RecoveryReport = { republished: 0, completed: 0, requeued: 0 };
+      const head = await store.head(settings.repos.tracking);
+      if (!head) return report;
+      for (const runId of await store.listDir(settings.repos.tracking, head, 'projects')) {
+        const text = await store.readFile(settings.repos.tracking, head, layout.runFile(runId));
+        if (!text) continue;
+        const run = JSON.parse(text) as RunRecord;
+        if (run.state === 'rejected' || run.doneCommit) continue;
+        const state = await this.load(runId);
+        if (!state) continue;
+        const runLog = log.child({ run: runId });
+        for (const id of state.run.tasks) {
+          const task = state.tasks.get(id)!;
+          if (isFinal(task)) continue;
+          if (task.state === 'failed') {
+            await this.retry(state, task, runLog);
+            report.requeued++;
+            continue;
+          }
+          // queued: the next attempt; running: the same attempt again (its worker may be gone).
+          const message = todoFor(state.run, task.state === 'running' ? { ...task, attempts: task.attempts - 1 } : task, settings, this.options.configUrl);
+          const wait = task.notBefore ? Date.parse(task.notBefore) - Date.now() : 0;
+          this.publishLater(message, wait);
+          report.republished++;
+        }
+        const before = state.run.doneCommit;
+        await this.afterChange(state, false, runLog);
+        if (!before && state.run.doneCommit) report.completed++;
+      }
+      if (report.republished || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
+      return report;
+    });
   }
 
   /** A run's records as tracking has them at its head. */

@@ -29,6 +29,8 @@ const eventBase = {
   task: z.string(),
   attempt: z.number().int().positive(),
   host: z.string(),
+  /** Which worker process: `host:pid`. */
+  worker: z.string().optional(),
   image: z.string(),
   at: z.string(),
 };

@@ -32,7 +32,7 @@ export interface GitStore {
   flush(repo: string): Promise<void>;
 }
 
-export type QueueName = 'todo' | 'done';
+export type QueueName = 'todo' | 'done' | 'dead';
 
 export interface Consumer {
   cancel(): Promise<void>;
@@ -62,6 +62,8 @@ export interface ExecRequest {
   timeoutMs: number;
   limits: Limits;
   labels: Record<string, string>;
+  /** Environment of the task: GITJOBS_RUN, GITJOBS_TASK, GITJOBS_ATTEMPT. */
+  env: Record<string, string>;
   outputCap: number;
 }
 
@@ -83,6 +85,8 @@ export interface Executor {
   /** Builds (or finds) what runs this worker's tasks; returns an id to pass to `run`. */
   prepare(source: WorkerSource): Promise<string>;
   run(request: ExecRequest): Promise<ExecResult>;
+  /** Removes what crashed workers of this host left running; returns how many. */
+  reapOrphans?(host: string): Promise<number>;
 }
 
 /** Where the repositories are hosted and where pushes come from. */

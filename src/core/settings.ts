@@ -4,7 +4,8 @@ import type { Limits } from './messages.js';
 export interface Settings {
   repos: { todo: string; tracking: string; done: string; config: string };
   branch: string;
-  queues: { todo: string; done: string };
+  /** TODO: task attempts to run; DONE: what became of them; DEAD: tasks that used up their attempts, for an operator. */
+  queues: { todo: string; done: string; dead: string };
   /** Resource limits of one task container. */
   limits: Limits;
   /** Bytes of a task's output kept; the rest is cut with a marker. */
@@ -12,19 +13,28 @@ export interface Settings {
   /** Bytes of output copied into the task record (`outputTail`). */
   outputTail: number;
   baseImage: string;
+  /** Backoff before retry n is retryBaseMs * 2^(n-1), at most retryMaxMs. */
+  retryBaseMs: number;
+  retryMaxMs: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
   repos: { todo: 'tache_a_faire', tracking: 'tache_suivi', done: 'tache_termine', config: 'config' },
   branch: 'main',
-  queues: { todo: 'TODO', done: 'DONE' },
+  queues: { todo: 'TODO', done: 'DONE', dead: 'DEAD' },
   limits: { memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 },
   outputCap: 1024 * 1024,
   outputTail: 2048,
   baseImage: 'gitjobs-base:latest',
+  retryBaseMs: 2000,
+  retryMaxMs: 5 * 60_000,
 };
+
+export function retryDelay(settings: Pick<Settings, 'retryBaseMs' | 'retryMaxMs'>, failedAttempt: number): number {
+  return Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, failedAttempt - 1));
+}
 
 /** Queue names with a prefix, so that several installations or tests can share one broker. */
 export function prefixedQueues(prefix: string | undefined): Settings['queues'] {
-  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE` } : { ...DEFAULT_SETTINGS.queues };
+  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD` } : { ...DEFAULT_SETTINGS.queues };
 }

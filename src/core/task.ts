@@ -5,6 +5,7 @@ import { TransitionError } from './errors.js';
  *
  *   queued -> running -> succeeded
  *                     -> failed      (final once attempts are used up)
+ *   running -> running               (the attempt was redelivered to another worker)
  *   failed -> queued                 (a retry: a new attempt)
  */
 export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
@@ -12,7 +13,8 @@ export type TaskState = (typeof TASK_STATES)[number];
 
 const ALLOWED: Record<TaskState, readonly TaskState[]> = {
   queued: ['running'],
-  running: ['succeeded', 'failed'],
+  // running -> running: another worker took the attempt over (its first worker stopped reporting).
+  running: ['running', 'succeeded', 'failed'],
   succeeded: [],
   failed: ['queued'],
 };
@@ -36,6 +38,8 @@ export interface TaskRecord {
   argv: string[];
   timeoutMs: number;
   queuedAt: string;
+  /** A retry waits until then (exponential backoff). */
+  notBefore?: string;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number | null;
@@ -43,7 +47,7 @@ export interface TaskRecord {
   timedOut?: boolean;
   /** Why the task failed when it is not just its exit code (timeout, image build, worker error). */
   error?: string;
-  worker?: { host: string; image: string };
+  worker?: { host: string; image: string; id?: string };
   /** The last few KiB of stdout and stderr; the whole is in `logs/<task>.log`. */
   outputTail?: string;
   /** Whole stdout, for the reducer; when large it is in `stdoutFile` instead. */

@@ -128,10 +128,27 @@ export function applyEvent(run: RunRecord, task: TaskRecord, event: TaskEvent): 
   const out: Applied[] = [];
   let current = task;
   const startNeeded = current.state === 'queued' && event.attempt === current.attempts + 1;
+  const takeover =
+    event.kind === 'started' && current.state === 'running' && event.attempt === current.attempts && event.worker !== undefined && current.worker?.id !== undefined && current.worker.id !== event.worker;
+  if (takeover) {
+    const next: TaskRecord = { ...current, startedAt: event.at, worker: { host: event.host, image: event.image, id: event.worker! } };
+    return [
+      {
+        kind: 'applied',
+        task: next,
+        retry: false,
+        changes: [{ path: layout.taskFile(run.id, task.id), content: taskFileContent(next) }],
+        message: commitMessage(
+          transitionSubject(run.id, task.id, 'running', 'running', `attempt ${event.attempt}/${task.maxAttempts} redelivered to ${event.worker}; ${current.worker!.id} stopped reporting`),
+          trailers,
+        ),
+      },
+    ];
+  }
   if (event.kind === 'started' || startNeeded) {
     if (!startNeeded) return [{ kind: 'ignored', reason: `already ${current.state} at attempt ${current.attempts}` }];
     assertTransition(`${run.id}/${task.id}`, 'queued', 'running');
-    const next: TaskRecord = { ...current, state: 'running', attempts: event.attempt, startedAt: event.at, worker: { host: event.host, image: event.image } };
+    const next: TaskRecord = { ...current, state: 'running', attempts: event.attempt, startedAt: event.at, worker: { host: event.host, image: event.image, ...(event.worker ? { id: event.worker } : {}) } };
     delete next.finishedAt;
     delete next.exitCode;
     delete next.durationMs;
@@ -171,8 +188,9 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     outputTail: tail(event.output, 2048),
     stdout: event.stdout,
     outputTruncated: event.truncated,
-    worker: { host: event.host, image: event.image },
+    worker: { host: event.host, image: event.image, ...(event.worker ? { id: event.worker } : {}) },
   };
+  delete next.notBefore;
   if (error) next.error = error;
   else delete next.error;
   delete next.stdoutFile;
@@ -203,13 +221,13 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
 }
 
 /** A failed attempt with attempts left goes back to `queued`. */
-export function requeue(run: RunRecord, task: TaskRecord, now: string): { task: TaskRecord } & Commitable {
+export function requeue(run: RunRecord, task: TaskRecord, now: string, delayMs = 0): { task: TaskRecord } & Commitable {
   assertTransition(`${run.id}/${task.id}`, task.state, 'queued');
-  const next: TaskRecord = { ...task, state: 'queued', queuedAt: now };
+  const next: TaskRecord = { ...task, state: 'queued', queuedAt: now, notBefore: new Date(Date.parse(now) + delayMs).toISOString() };
   return {
     task: next,
     changes: [{ path: layout.taskFile(run.id, task.id), content: taskFileContent(next) }],
-    message: commitMessage(transitionSubject(run.id, task.id, 'failed', 'queued', `retry: attempt ${task.attempts + 1}/${task.maxAttempts} next`), {
+    message: commitMessage(transitionSubject(run.id, task.id, 'failed', 'queued', `retry: attempt ${task.attempts + 1}/${task.maxAttempts} in ${formatDuration(delayMs)}`), {
       'Todo-Commit': run.todoCommit,
       'Config-Commit': run.configCommit,
     }),

@@ -22,14 +22,22 @@ export interface WorkerOptions {
 
 export class Worker {
   readonly host: string;
+  /** This worker process, as events and container labels name it. */
+  readonly id: string;
   private consumer: Consumer | undefined;
   private readonly inflight = new Set<Promise<void>>();
 
   constructor(private readonly options: WorkerOptions) {
     this.host = options.host ?? os.hostname();
+    this.id = `${this.host}:${process.pid}`;
   }
 
   async start(): Promise<void> {
+    const reaped = await this.options.executor.reapOrphans?.(this.host).catch((err: Error) => {
+      this.options.log.warn({ err: err.message }, 'could not look for leftover task containers');
+      return 0;
+    });
+    if (reaped) this.options.log.warn({ reaped }, 'removed task containers left behind by a worker that is gone');
     this.consumer = await this.options.queue.consume('todo', { prefetch: this.options.concurrency }, (content) => {
       const p = this.handle(content);
       this.inflight.add(p);
@@ -57,7 +65,7 @@ export class Worker {
       throw err;
     }
     const log = this.options.log.child({ run: msg.run, task: msg.task, attempt: msg.attempt });
-    const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: this.host };
+    const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: this.host, worker: this.id };
     const publish = (event: TaskEvent) => this.options.queue.publish('done', event);
 
     let image: string;
@@ -82,7 +90,14 @@ export class Worker {
         argv: msg.argv,
         timeoutMs: msg.timeoutMs,
         limits: msg.limits,
-        labels: { 'io.gitjobs.run': msg.run, 'io.gitjobs.task-id': msg.task, 'io.gitjobs.attempt': String(msg.attempt) },
+        labels: {
+          'io.gitjobs.run': msg.run,
+          'io.gitjobs.task-id': msg.task,
+          'io.gitjobs.attempt': String(msg.attempt),
+          'io.gitjobs.worker-host': this.host,
+          'io.gitjobs.worker-pid': String(process.pid),
+        },
+        env: { GITJOBS_RUN: msg.run, GITJOBS_TASK: msg.task, GITJOBS_ATTEMPT: String(msg.attempt) },
         outputCap: this.options.outputCap,
       });
     } catch (err) {

@@ -16,6 +16,7 @@ const request = (image: string, argv: string[], extra: Partial<ExecRequest> = {}
   timeoutMs: 20_000,
   limits: DEFAULT_SETTINGS.limits,
   labels: { 'io.gitjobs.run': 'test' },
+  env: { GITJOBS_ATTEMPT: '2' },
   outputCap: 1024 * 1024,
   ...extra,
 });
@@ -67,6 +68,11 @@ describe.each(cases)('%s executor', (kind, make) => {
     expect(r.truncated).toBe(true);
     expect(r.stdout.length).toBe(10_000);
     expect(r.output).toMatch(/\[gitjobs: output cut at 10000 bytes; 190000 more bytes dropped\]/);
+  });
+
+  it('passes the attempt in the environment', async () => {
+    const r = await executor.run(request(image, ['sh', '-c', 'echo "attempt $GITJOBS_ATTEMPT"']));
+    expect(r.stdout).toBe('attempt 2\n');
   });
 
   it('reports a program that does not exist', async () => {

@@ -78,8 +78,9 @@ describe('tracking reducer', () => {
     if (end!.kind !== 'applied') throw new Error();
     expect(end.retry).toBe(true);
     expect(end.message.split('\n')[0]).toBe('p-1234567/a: running -> failed (exit 3, 0.41s, attempt 1/2)');
-    const again = requeue(run, end.task, now);
-    expect(again.message.split('\n')[0]).toBe('p-1234567/a: failed -> queued (retry: attempt 2/2 next)');
+    const again = requeue(run, end.task, now, 2000);
+    expect(again.message.split('\n')[0]).toBe('p-1234567/a: failed -> queued (retry: attempt 2/2 in 2.00s)');
+    expect(again.task.notBefore).toBe('2026-01-01T00:00:02.000Z');
     const [, second] = applyEvent(run, again.task, ev('finished', 2, { exitCode: 3 }));
     if (second!.kind !== 'applied') throw new Error();
     expect(second.retry).toBe(false);

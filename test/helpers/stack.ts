@@ -49,9 +49,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { workers?: number; executor?: ExecutorKind } = {}): Promise<Stack> {
+export async function startStack(options: { workers?: number; executor?: ExecutorKind; settings?: Partial<Settings> } = {}): Promise<Stack> {
   const home = tmpdir('home');
-  const settings: Settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) };
+  const settings: Settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`), ...options.settings };
   const logger = pino({ level: process.env.GITJOBS_TEST_LOG ?? 'silent' });
   const running = await up({
     home,

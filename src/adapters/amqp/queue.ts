@@ -1,8 +1,11 @@
 /**
- * The Queue port over RabbitMQ with amqplib: durable queues, persistent
- * messages, publisher confirms, manual acks.
+ * The Queue port over RabbitMQ with amqplib: durable quorum queues,
+ * persistent messages, publisher confirms, manual acks — and our own
+ * reconnection: when the broker goes away, publishes wait and are retried,
+ * the topology is declared again and consumers resume, with backoff.
  */
-import amqp, { type ChannelModel, type ConfirmChannel, type Channel } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
 import { ServiceUnavailableError } from '../../core/errors.js';
 import type { Consumer, Queue, QueueName } from '../../core/ports.js';
 import type { Settings } from '../../core/settings.js';
@@ -14,64 +17,173 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
 }
 
+interface Log {
+  info?(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 export interface AmqpQueueOptions {
   url: string;
   queues: Settings['queues'];
-  /** `quorum` where the broker supports it; `classic` otherwise. */
+  /** `quorum` (default) where the broker supports it; `classic` otherwise. */
   queueType?: 'quorum' | 'classic';
-  log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  log?: Log;
+  /** Longest wait between reconnection attempts (default 5 s). */
+  maxBackoffMs?: number;
 }
 
+interface Subscription {
+  queue: QueueName;
+  prefetch: number;
+  handler: (content: Buffer) => Promise<void>;
+  channel?: Channel;
+  tag?: string;
+  inflight: Set<Promise<void>>;
+  cancelled: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export class AmqpQueue implements Queue {
-  private constructor(
-    private readonly connection: ChannelModel,
-    private readonly publisher: ConfirmChannel,
-    private readonly options: AmqpQueueOptions,
-  ) {}
+  private model: ChannelModel | undefined;
+  private publisher: ConfirmChannel | undefined;
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly returned = new Set<string>();
+  private reconnecting: Promise<void> | undefined;
+  private closed = false;
+  /** Times the connection came back after a loss. */
+  reconnects = 0;
+
+  private constructor(private readonly options: AmqpQueueOptions) {}
 
   static async connect(options: AmqpQueueOptions): Promise<AmqpQueue> {
-    let connection: ChannelModel;
+    const q = new AmqpQueue(options);
     try {
-      connection = await amqp.connect(options.url, { timeout: 5000 });
+      await q.open();
     } catch (err) {
+      if (err instanceof ServiceUnavailableError) throw err;
       throw new ServiceUnavailableError(
         `RabbitMQ at ${redactUrl(options.url)}`,
         (err as Error).message || String(err),
         'Start it with `rabbitmq-server -detached` (or `bash scripts/setup.sh`), or point GITJOBS_AMQP_URL at a running broker.',
       );
     }
-    connection.on('error', (err: Error) => options.log?.error({ err: err.message }, 'RabbitMQ connection error'));
-    const publisher = await connection.createConfirmChannel();
-    const q = new AmqpQueue(connection, publisher, options);
-    await q.declare(publisher);
     return q;
+  }
+
+  private async open(): Promise<void> {
+    const model = await amqp.connect(this.options.url, { timeout: 5000 });
+    model.on('error', (err: Error) => this.options.log?.warn({ err: err.message }, 'RabbitMQ connection error'));
+    model.on('close', () => {
+      if (this.model !== model) return;
+      this.model = undefined;
+      this.publisher = undefined;
+      if (!this.closed) {
+        this.options.log?.warn({ url: redactUrl(this.options.url) }, 'lost the connection to RabbitMQ; reconnecting');
+        void this.reconnect();
+      }
+    });
+    try {
+      const publisher = await model.createConfirmChannel();
+      publisher.on('error', () => undefined);
+      // Unroutable (its queue is gone): the publish is retried after the topology is declared again.
+      publisher.on('return', (msg: Message) => {
+        if (msg.properties.messageId) this.returned.add(String(msg.properties.messageId));
+      });
+      await this.declare(publisher);
+      this.model = model;
+      this.publisher = publisher;
+      for (const s of this.subscriptions) if (!s.cancelled) await this.startConsumer(s);
+    } catch (err) {
+      await model.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private reconnect(): Promise<void> {
+    if (!this.reconnecting) {
+      this.reconnecting = (async () => {
+        for (let attempt = 0; !this.closed; attempt++) {
+          await sleep(Math.min(this.options.maxBackoffMs ?? 5000, 100 * 2 ** attempt) * (0.8 + Math.random() * 0.4));
+          if (this.closed) return;
+          try {
+            await this.open();
+            this.reconnects++;
+            this.options.log?.warn({ attempt: attempt + 1 }, 'reconnected to RabbitMQ');
+            return;
+          } catch (err) {
+            this.options.log?.warn({ attempt: attempt + 1, err: (err as Error).message }, 'RabbitMQ still unreachable');
+          }
+        }
+      })().finally(() => (this.reconnecting = undefined));
+    }
+    return this.reconnecting;
+  }
+
+  private async ready(): Promise<ConfirmChannel> {
+    for (;;) {
+      if (this.closed) throw new Error('queue is closed');
+      if (this.publisher) return this.publisher;
+      await this.reconnect();
+    }
   }
 
   private async declare(channel: Channel): Promise<void> {
     const args = this.options.queueType === 'classic' ? {} : { 'x-queue-type': 'quorum' };
-    for (const name of Object.values(this.options.queues)) {
-      await channel.assertQueue(name, { durable: true, arguments: args });
-    }
+    for (const name of Object.values(this.options.queues)) await channel.assertQueue(name, { durable: true, arguments: args });
   }
 
   private name(queue: QueueName): string {
     return this.options.queues[queue];
   }
 
-  publish(queue: QueueName, body: unknown): Promise<void> {
+  /** Resolves once the broker has confirmed the message; waits through outages. */
+  async publish(queue: QueueName, body: unknown): Promise<void> {
     const content = Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      this.publisher.sendToQueue(this.name(queue), content, { persistent: true, contentType: 'application/json' }, (err) =>
-        err ? reject(new Error(`RabbitMQ did not confirm a message on ${this.name(queue)}: ${err}`)) : resolve(),
-      );
-    });
+    for (let attempt = 1; ; attempt++) {
+      const channel = await this.ready();
+      const messageId = randomUUID();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          channel.sendToQueue(this.name(queue), content, { persistent: true, mandatory: true, messageId, contentType: 'application/json' }, (err) =>
+            err ? reject(new Error(String(err))) : resolve(),
+          );
+        });
+        if (!this.returned.delete(messageId)) return;
+        this.options.log?.warn({ queue: this.name(queue) }, 'queue was missing; declaring it again');
+        await this.declare(channel);
+      } catch (err) {
+        if (this.closed) throw err;
+        this.options.log?.warn({ queue: this.name(queue), attempt, err: (err as Error).message }, 'publish not confirmed; retrying');
+        await sleep(Math.min(2000, 50 * attempt));
+      }
+    }
   }
 
   async consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer) => Promise<void>): Promise<Consumer> {
-    const channel = await this.connection.createChannel();
-    await channel.prefetch(options.prefetch);
-    const name = this.name(queue);
-    const inflight = new Set<Promise<void>>();
+    const s: Subscription = { queue, prefetch: options.prefetch, handler, inflight: new Set(), cancelled: false };
+    this.subscriptions.add(s);
+    if (this.model) await this.startConsumer(s);
+    return {
+      // Stop deliveries, let the handlers in hand finish and ack, then close.
+      cancel: async () => {
+        s.cancelled = true;
+        this.subscriptions.delete(s);
+        if (s.channel && s.tag) await s.channel.cancel(s.tag).catch(() => undefined);
+        await Promise.allSettled([...s.inflight]);
+        await s.channel?.close().catch(() => undefined);
+      },
+    };
+  }
+
+  private async startConsumer(s: Subscription): Promise<void> {
+    const model = this.model!;
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    await channel.prefetch(s.prefetch);
+    s.channel = channel;
+    const name = this.name(s.queue);
     // After the channel closes the broker requeues whatever was not acked; acking then is neither possible nor needed.
     const settle = (fn: () => void) => {
       try {
@@ -82,47 +194,67 @@ export class AmqpQueue implements Queue {
     };
     const { consumerTag } = await channel.consume(
       name,
-      (msg) => {
-        if (!msg) return; // cancelled by the broker
-        const done = handler(msg.content).then(
+      (msg: ConsumeMessage | null) => {
+        if (!msg) {
+          // The broker cancelled us (the queue was deleted): declare it again and resume.
+          this.options.log?.warn({ queue: name }, 'consumer cancelled by the broker; resuming');
+          void channel.close().catch(() => undefined);
+          void sleep(500).then(async () => {
+            if (s.cancelled || !this.model) return;
+            try {
+              await this.declare(this.publisher!);
+              await this.startConsumer(s);
+            } catch (err) {
+              this.options.log?.error({ queue: name, err: (err as Error).message }, 'could not resume consuming');
+            }
+          });
+          return;
+        }
+        const done = s.handler(msg.content).then(
           () => settle(() => channel.ack(msg)),
           (err: Error) => {
             this.options.log?.error({ queue: name, err: err.message }, 'handler failed; message requeued');
             // Give the failing cause a moment before the message comes back.
-            return new Promise<void>((resolve) => setTimeout(resolve, 1000)).then(() => settle(() => channel.nack(msg, false, true)));
+            return sleep(1000).then(() => settle(() => channel.nack(msg, false, true)));
           },
         );
-        inflight.add(done);
-        void done.finally(() => inflight.delete(done));
+        s.inflight.add(done);
+        void done.finally(() => s.inflight.delete(done));
       },
       { noAck: false },
     );
-    return {
-      // Stop deliveries, let the handlers in hand finish and ack, then close.
-      cancel: async () => {
-        await channel.cancel(consumerTag).catch(() => undefined);
-        await Promise.allSettled([...inflight]);
-        await channel.close().catch(() => undefined);
-      },
-    };
+    s.tag = consumerTag;
   }
 
   /** Messages waiting in a queue (not counting those delivered and unacked). */
   async depth(queue: QueueName): Promise<number> {
-    const r = await this.publisher.checkQueue(this.name(queue));
-    return r.messageCount;
+    const channel = await this.ready();
+    return (await channel.checkQueue(this.name(queue))).messageCount;
   }
 
+  /** Takes one message off a queue (for operators and tests); undefined when empty. */
+  async take(queue: QueueName): Promise<Buffer | undefined> {
+    const channel = await this.ready();
+    const msg = await channel.get(this.name(queue), { noAck: true });
+    return msg ? msg.content : undefined;
+  }
+
+  /** Deletes the queues (tests, the demo); our own consumers stop rather than declare them again. */
   async deleteQueues(): Promise<void> {
-    for (const name of Object.values(this.options.queues)) await this.publisher.deleteQueue(name);
+    for (const sub of this.subscriptions) sub.cancelled = true;
+    const channel = await this.ready();
+    for (const name of Object.values(this.options.queues)) await channel.deleteQueue(name);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    const model = this.model;
+    this.model = undefined;
     try {
-      await this.publisher.waitForConfirms();
-      await this.connection.close();
+      await this.publisher?.waitForConfirms();
     } catch {
-      /* already closed */
+      /* nothing left to confirm */
     }
+    await model?.close().catch(() => undefined);
   }
 }

@@ -90,11 +90,25 @@ export class DockerExecutor implements Executor {
     return (await this.docker.getImage(tag).inspect()).Id;
   }
 
+  /** Task containers of this host whose worker process is gone. */
+  async reapOrphans(host: string): Promise<number> {
+    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${TASK_LABEL}=true`, `io.gitjobs.worker-host=${host}`] } });
+    let reaped = 0;
+    for (const c of containers) {
+      const pid = Number(c.Labels['io.gitjobs.worker-pid']);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue;
+      await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      reaped++;
+    }
+    return reaped;
+  }
+
   async run(request: ExecRequest): Promise<ExecResult> {
     const started = Date.now();
     const container = await this.docker.createContainer({
       Image: request.image,
       Cmd: request.argv,
+      Env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
       Labels: { [TASK_LABEL]: 'true', ...request.labels },
       AttachStdout: true,
       AttachStderr: true,
@@ -144,6 +158,16 @@ export class DockerExecutor implements Executor {
     } finally {
       await container.remove({ force: true }).catch(() => undefined);
     }
+  }
+}
+
+/** Whether a process of this host is alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
   }
 }
 

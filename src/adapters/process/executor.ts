@@ -29,7 +29,7 @@ export class ProcessExecutor implements Executor {
         cwd: request.image,
         detached: true, // its own process group, so a timeout kills its children too
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir(), LANG: 'C.UTF-8' },
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir(), LANG: 'C.UTF-8', ...request.env },
       });
       let timedOut = false;
       const timer = setTimeout(() => {

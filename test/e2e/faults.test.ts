@@ -1,0 +1,234 @@
+/**
+ * Fault injection against the real broker, real Docker and real Git. Every
+ * test ends by checking that each task has exactly one final state, the
+ * result is right, and tracking's history tells what happened.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AmqpQueue } from '../../src/adapters/amqp/queue.js';
+import { runIdFor } from '../../src/core/ids.js';
+import { prefixedQueues } from '../../src/core/settings.js';
+import type { RunRecord } from '../../src/core/run.js';
+import type { TaskRecord } from '../../src/core/task.js';
+import { readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
+import { AMQP_URL, git, gitAsync, startStack, tmpdir, type Stack } from '../helpers/stack.js';
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => undefined);
+});
+
+function track(p: Proc): Proc {
+  cleanups.push(() => {
+    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  });
+  return p;
+}
+
+function prefix(): string {
+  const p = `test-faults-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  cleanups.push(async () => {
+    const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(p) });
+    await q.deleteQueues();
+    await q.close();
+  });
+  return p;
+}
+
+function home(): string {
+  const h = tmpdir('faults');
+  cleanups.push(() => fs.rmSync(h, { recursive: true, force: true }));
+  return h;
+}
+
+async function pushTo(url: string, file: string, project: unknown): Promise<string> {
+  const dir = tmpdir('faults-clone');
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  await gitAsync(dir, 'clone', '-q', `${url}/git/tache_a_faire.git`, '.');
+  fs.writeFileSync(path.join(dir, file), JSON.stringify(project));
+  git(dir, 'add', '-A');
+  git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', `Add ${file}`);
+  await gitAsync(dir, 'push', '-q', 'origin', 'main');
+  return git(dir, 'rev-parse', 'HEAD').trim();
+}
+
+/** A transition that ends a task: succeeded, or failed with no attempt left. */
+function endsTask(subject: string): boolean {
+  if (/running -> succeeded \(/.test(subject)) return true;
+  if (!/running -> failed \(/.test(subject)) return false;
+  const m = /attempt (\d+)\/(\d+)\)$/.exec(subject);
+  return !m || m[1] === m[2];
+}
+
+/** Each task ends in exactly one final state, once; the history of each task is a valid story. */
+function checkStory(view: { run: RunRecord; tasks: TaskRecord[]; log: string[] }): void {
+  const { run, log } = view;
+  expect(run.doneCommit).toBeTruthy();
+  expect(log[0]).toMatch(new RegExp(`^${run.id}: queued`));
+  expect(log.at(-1)).toMatch(new RegExp(`^${run.id}: running -> (succeeded|failed)`));
+  for (const t of view.tasks) {
+    const own = log.filter((s) => s.startsWith(`${run.id}/${t.id}: `));
+    expect(own.filter(endsTask), `${t.id}: ${own.join(' | ')}`).toHaveLength(1);
+    expect(own[0]).toMatch(/queued -> running/);
+    expect(endsTask(own.at(-1)!)).toBe(true);
+  }
+}
+
+const sleepy = (n: number, seconds: number) => ({ tasks: Array.from({ length: n }, (_, i) => ({ id: `t${i}`, run: `sleep ${seconds}; echo t${i}` })) });
+const expected = (n: number) => Array.from({ length: n }, (_, i) => `t${i}\n`).join('');
+
+describe('faults', () => {
+  it('a worker killed with SIGKILL in the middle of a task: another worker takes the task over and its container is reaped', async () => {
+    const h = home();
+    const p = prefix();
+    const server = track(await startUp(h, p, 0));
+    const w1 = track(await startWorker(p, path.join(h, 'w1'), 2));
+    const commit = await pushTo(server.url, 'projects/kill.json', sleepy(3, 3));
+    const runId = runIdFor('projects/kill.json', commit);
+    await waitFor('a task running', async () => (await readRun(h, runId))?.tasks.some((t) => t.state === 'running'));
+    const w1pid = w1.child.pid!;
+    w1.child.kill('SIGKILL');
+    await w1.exited;
+    const docker = new Docker();
+    const leftover = () => docker.listContainers({ all: true, filters: { label: [`io.gitjobs.worker-pid=${w1pid}`] } });
+    expect((await leftover()).length).toBeGreaterThan(0);
+    track(await startWorker(p, path.join(h, 'w2'), 2));
+    expect(await leftover()).toHaveLength(0);
+    const view = await waitFor('the run to finish', async () => {
+      const v = await readRun(h, runId);
+      return v?.run.doneCommit ? v : undefined;
+    });
+    expect(view.run.state).toBe('succeeded');
+    expect(await resultText(h, runId)).toBe(expected(3));
+    checkStory(view);
+    expect(view.log.some((s) => /running -> running \(attempt 1\/1 redelivered to .+; .+ stopped reporting\)/.test(s))).toBe(true);
+  });
+
+  it('RabbitMQ restarted (stop_app / start_app) in the middle of a run', async () => {
+    const stack = await startStack({ workers: 2 });
+    cleanups.push(() => stack.stop());
+    const commit = await stack.push({ 'projects/broker.json': JSON.stringify(sleepy(6, 1)) });
+    const runId = runIdFor('projects/broker.json', commit);
+    await waitFor('a task done', async () => (await stack.readRun(runId))?.tasks.some((t) => t.state === 'succeeded'));
+    execFileSync('rabbitmqctl', ['stop_app'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      execFileSync('rabbitmqctl', ['start_app'], { stdio: 'ignore' });
+    }
+    const view = await stack.waitForRun(runId, 120_000);
+    expect(view.run.state).toBe('succeeded');
+    expect((await stack.result(runId)).text).toBe(expected(6));
+    expect(stack.running.queue.reconnects).toBeGreaterThanOrEqual(1);
+    const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(runId)).reverse();
+    checkStory({ ...view, log });
+  });
+
+  it('gitjobs up killed with SIGKILL between two transitions, then started again', async () => {
+    const h = home();
+    const p = prefix();
+    let server = track(await startUp(h, p, 2));
+    const commit = await pushTo(server.url, 'projects/crash.json', sleepy(4, 1));
+    const runId = runIdFor('projects/crash.json', commit);
+    await waitFor('some transitions', async () => ((await readRun(h, runId))?.log.length ?? 0) >= 4);
+    server.child.kill('SIGKILL');
+    await server.exited;
+    server = track(await startUp(h, p, 2));
+    const view = await waitFor('the run to finish', async () => {
+      const v = await readRun(h, runId);
+      return v?.run.doneCommit ? v : undefined;
+    });
+    expect(view.run.state).toBe('succeeded');
+    expect(await resultText(h, runId)).toBe(expected(4));
+    checkStory(view);
+  });
+
+  it('every queue deleted while gitjobs is stopped: the next start finishes the run from Git', async () => {
+    const h = home();
+    const p = prefix();
+    let server = track(await startUp(h, p, 1));
+    const commit = await pushTo(server.url, 'projects/noqueues.json', sleepy(4, 1));
+    const runId = runIdFor('projects/noqueues.json', commit);
+    await waitFor('a task running', async () => (await readRun(h, runId))?.tasks.some((t) => t.state === 'running'));
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(p) });
+    await q.deleteQueues();
+    await q.close();
+    const before = await readRun(h, runId);
+    expect(before!.run.doneCommit).toBeUndefined();
+    server = track(await startUp(h, p, 2));
+    const view = await waitFor('the run to finish', async () => {
+      const v = await readRun(h, runId);
+      return v?.run.doneCommit ? v : undefined;
+    });
+    expect(view.run.state).toBe('succeeded');
+    expect(await resultText(h, runId)).toBe(expected(4));
+    checkStory(view);
+  });
+
+  describe('in one process', () => {
+    let stack: Stack;
+    const start = async () => {
+      stack = await startStack({ workers: 2, settings: { retryBaseMs: 200 } });
+      cleanups.push(() => stack.stop());
+    };
+
+    it('the same DONE message delivered twice changes nothing the second time', async () => {
+      await start();
+      const commit = await stack.push({ 'projects/dup.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 'sleep 2; echo b' }] }) });
+      const runId = runIdFor('projects/dup.json', commit);
+      const a = await waitFor('task a done', async () => (await stack.readRun(runId))?.tasks.find((t) => t.id === 'a' && t.state === 'succeeded'));
+      const base = { v: 1, run: runId, task: 'a', attempt: 1, host: a.worker!.host, worker: a.worker!.id, image: a.worker!.image, at: new Date().toISOString() };
+      const finished = { ...base, kind: 'finished', exitCode: 0, durationMs: 10, timedOut: false, stdout: 'a\n', output: 'a\n', truncated: false };
+      for (const e of [{ ...base, kind: 'started' }, finished, finished]) await stack.running.queue.publish('done', e);
+      const view = await stack.waitForRun(runId);
+      expect((await stack.result(runId)).text).toBe('a\nb\n');
+      const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(runId)).reverse();
+      expect(log.filter((s) => s.startsWith(`${runId}/a:`))).toEqual([expect.stringMatching(/queued -> running/), expect.stringMatching(/running -> succeeded/)]);
+      checkStory({ ...view, log });
+    });
+
+    it('a task that sleeps past its timeout is killed and recorded failed (timeout after 1.00s), and dead-lettered', async () => {
+      await start();
+      const commit = await stack.push({ 'projects/slow.json': JSON.stringify({ tasks: [{ id: 'slow', run: 'sleep 30', timeout: '1s' }, { id: 'ok', run: 'echo ok' }] }) });
+      const runId = runIdFor('projects/slow.json', commit);
+      const view = await stack.waitForRun(runId);
+      expect(view.run.state).toBe('failed');
+      const slow = view.tasks.find((t) => t.id === 'slow')!;
+      expect(slow).toMatchObject({ state: 'failed', timedOut: true, exitCode: null, error: 'timeout after 1.00s' });
+      expect(slow.durationMs!).toBeLessThan(10_000);
+      const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!);
+      expect(log).toContainEqual(expect.stringMatching(new RegExp(`^${runId}/slow: running -> failed \\(timeout after 1.00s, \\d+\\.\\d\\ds\\)$`)));
+      expect((await stack.result(runId)).json.error).toBe('1 of 2 tasks failed: slow (timeout after 1.00s)');
+      const dead = JSON.parse((await stack.running.queue.take('dead'))!.toString());
+      expect(dead).toMatchObject({ run: runId, task: 'slow', attempt: 1, reason: 'timeout after 1.00s' });
+    });
+
+    it('a task that fails twice then succeeds with retries: 2 — each attempt is in the history', async () => {
+      await start();
+      const task = { id: 'flaky', run: 'if [ "$GITJOBS_ATTEMPT" -ge 3 ]; then echo third time lucky; else echo "attempt $GITJOBS_ATTEMPT fails" >&2; exit 1; fi' };
+      const commit = await stack.push({ 'projects/flaky.json': JSON.stringify({ retries: 2, tasks: [task] }) });
+      const runId = runIdFor('projects/flaky.json', commit);
+      const view = await stack.waitForRun(runId);
+      expect(view.run.state).toBe('succeeded');
+      expect(view.tasks[0]).toMatchObject({ state: 'succeeded', attempts: 3, maxAttempts: 3 });
+      expect((await stack.result(runId)).text).toBe('third time lucky\n');
+      const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(`${runId}/flaky:`)).reverse();
+      expect(log).toEqual([
+        expect.stringMatching(/queued -> running \(attempt 1\/3 on /),
+        expect.stringMatching(/running -> failed \(exit 1, \d+\.\d\ds, attempt 1\/3\)$/),
+        expect.stringMatching(/failed -> queued \(retry: attempt 2\/3 in 0\.20s\)$/),
+        expect.stringMatching(/queued -> running \(attempt 2\/3 on /),
+        expect.stringMatching(/running -> failed \(exit 1, \d+\.\d\ds, attempt 2\/3\)$/),
+        expect.stringMatching(/failed -> queued \(retry: attempt 3\/3 in 0\.40s\)$/),
+        expect.stringMatching(/queued -> running \(attempt 3\/3 on /),
+        expect.stringMatching(/running -> succeeded \(exit 0, \d+\.\d\ds, attempt 3\/3\)$/),
+      ]);
+      expect(await stack.running.queue.take('dead')).toBeUndefined();
+    });
+  });
+});
