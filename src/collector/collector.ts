@@ -9,11 +9,11 @@
  * goes to the dead-letter queue. On start, `recover` reconciles tracking (the
  * system of record) with the queues.
  */
-import { MessageError } from '../core/errors.js';
+import { ConflictError, MessageError } from '../core/errors.js';
 import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
-import type { Consumer, GitStore, Queue, RunObserver } from '../core/ports.js';
+import type { Consumer, FileChange, GitStore, Queue, RunObserver } from '../core/ports.js';
 import { allFinal, progress, type RunRecord } from '../core/run.js';
 import { retryDelay, type Settings } from '../core/settings.js';
 import { isFinal, type TaskRecord } from '../core/task.js';
@@ -45,6 +45,8 @@ export interface RecoveryReport {
 
 export class Collector {
   private readonly runs = new Map<string, RunState>();
+  /** The tracking head the cached runs were read at; another writer moving it invalidates them. */
+  private head: string | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private consumer: Consumer | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -87,6 +89,31 @@ export class Collector {
       throw err;
     }
     const log = this.options.log.child({ run: event.run, task: event.task, attempt: event.attempt });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.applyEvent(event, log);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 20) throw err;
+        // Another collector wrote to tracking: read again and apply the event to what is there now.
+        log.debug({ err: err.message }, 'tracking moved under us; reading it again');
+        this.forget();
+      }
+    }
+  }
+
+  private forget(): void {
+    this.runs.clear();
+    this.head = undefined;
+  }
+
+  /** Commits to tracking on top of what the cached runs were read from. */
+  private async commitTracking(changes: { changes: FileChange[]; message: string }): Promise<string> {
+    const oid = await this.options.store.commit(this.options.settings.repos.tracking, { ...changes, expectedHead: this.head });
+    this.head = oid;
+    return oid;
+  }
+
+  private async applyEvent(event: TaskEvent, log: Logger): Promise<void> {
     const state = await this.load(event.run);
     if (!state) {
       log.warn({}, 'event for a run that tracking does not know; dropped');
@@ -97,7 +124,6 @@ export class Collector {
       log.warn({}, 'event for a task that the run does not have; dropped');
       return;
     }
-    const { store, settings } = this.options;
     for (const step of applyEvent(state.run, task, event)) {
       if (step.kind === 'ignored') {
         log.info({ reason: step.reason }, `${event.kind} event ignored`);
@@ -109,15 +135,19 @@ export class Collector {
         state.run = started;
         changes.push(runRecordChange(started));
       }
-      await store.commit(settings.repos.tracking, { changes, message: step.message });
+      await this.commitTracking({ changes, message: step.message });
       state.tasks.set(task.id, step.task);
-      if (step.retry) await this.retry(state, step.task, log);
-      else if (isFinal(step.task) && step.task.state === 'failed') await this.deadLetter(state.run, step.task, log);
+      if (isFinal(step.task) && step.task.state === 'failed') await this.deadLetter(state.run, step.task, log);
     }
     await this.afterChange(state, event.kind === 'finished', log);
   }
 
+  /** What follows from a run's state, whoever wrote it: retries of failed attempts, then the result. */
   private async afterChange(state: RunState, progressed: boolean, log: Logger): Promise<void> {
+    for (const id of state.run.tasks) {
+      const t = state.tasks.get(id)!;
+      if (t.state === 'failed' && !isFinal(t)) await this.retry(state, t, log);
+    }
     const tasks = state.run.tasks.map((id) => state.tasks.get(id)!);
     if (state.run.state !== 'succeeded' && state.run.state !== 'failed' && allFinal(tasks)) await this.complete(state, tasks, log);
     else if (progressed) this.options.observer?.runProgress?.(state.run, progress(tasks));
@@ -125,10 +155,10 @@ export class Collector {
 
   /** failed -> queued, then the next attempt goes to TODO once its backoff has passed. */
   private async retry(state: RunState, task: TaskRecord, log: Logger): Promise<void> {
-    const { store, settings } = this.options;
+    const { settings } = this.options;
     const delay = retryDelay(settings, task.attempts);
     const again = requeue(state.run, task, new Date().toISOString(), delay);
-    await store.commit(settings.repos.tracking, again);
+    await this.commitTracking(again);
     state.tasks.set(task.id, again.task);
     log.info({ next: again.task.attempts + 1, delayMs: delay }, 'task failed; retrying after backoff');
     this.publishLater(todoFor(state.run, again.task, settings, this.options.configUrl), delay);
@@ -160,15 +190,16 @@ export class Collector {
     // The result names commits that others can fetch: publish them first.
     await store.flush(settings.repos.tracking);
     const trackingHead = (await store.head(settings.repos.tracking))!;
+    if (trackingHead !== this.head) throw new ConflictError(settings.repos.tracking, this.head, trackingHead);
     const done = completeRun(state.run, tasks, trackingHead, new Date().toISOString());
     const doneHead = await store.head(settings.repos.done);
-    // After a crash between the two commits the result may be there already: never write it twice.
+    // After a crash between the two commits, or with another collector, the result may be there already: never write it twice.
     const already = doneHead && (await store.readFile(settings.repos.done, doneHead, layout.resultJson(state.run.id))) !== undefined;
-    if (!already) await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage });
+    if (!already) await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage, expectedHead: doneHead });
     await store.flush(settings.repos.done);
     // Read back after the push: a push that had to replay on top of someone else's commit gives ours a new id.
     const doneCommit = (await store.head(settings.repos.done))!;
-    await store.commit(settings.repos.tracking, runFinishedCommit(done.run, doneCommit));
+    await this.commitTracking(runFinishedCommit(done.run, doneCommit));
     state.run = { ...done.run, doneCommit };
     log.info({ state: done.result.state, doneCommit }, 'run finished');
     this.options.observer?.runFinished?.(done.run, progress(tasks));
@@ -196,39 +227,51 @@ export class Collector {
         if (!text) continue;
         const run = JSON.parse(text) as RunRecord;
         if (run.state === 'rejected' || run.doneCommit) continue;
-        const state = await this.load(runId);
-        if (!state) continue;
         const runLog = log.child({ run: runId });
-        for (const id of state.run.tasks) {
-          const task = state.tasks.get(id)!;
-          if (isFinal(task)) continue;
-          if (task.state === 'failed') {
-            await this.retry(state, task, runLog);
-            report.requeued++;
-            continue;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.recoverRun(runId, report, runLog);
+            break;
+          } catch (err) {
+            if (!(err instanceof ConflictError) || attempt >= 20) throw err;
+            this.forget();
           }
-          // queued: the next attempt; running: the same attempt again (its worker may be gone).
-          const message = todoFor(state.run, task.state === 'running' ? { ...task, attempts: task.attempts - 1 } : task, settings, this.options.configUrl);
-          const wait = task.notBefore ? Date.parse(task.notBefore) - Date.now() : 0;
-          this.publishLater(message, wait);
-          report.republished++;
         }
-        const before = state.run.doneCommit;
-        await this.afterChange(state, false, runLog);
-        if (!before && state.run.doneCommit) report.completed++;
       }
       if (report.republished || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
       return report;
     });
   }
 
+  private async recoverRun(runId: string, report: RecoveryReport, log: Logger): Promise<void> {
+    const state = await this.load(runId);
+    if (!state || state.run.doneCommit) return;
+    const { settings } = this.options;
+    for (const id of state.run.tasks) {
+      const task = state.tasks.get(id)!;
+      if (isFinal(task)) continue;
+      if (task.state === 'failed') {
+        report.requeued++; // afterChange below queues it again
+        continue;
+      }
+      // queued: the next attempt; running: the same attempt again (its worker may be gone).
+      const message = todoFor(state.run, task.state === 'running' ? { ...task, attempts: task.attempts - 1 } : task, settings, this.options.configUrl);
+      this.publishLater(message, task.notBefore ? Date.parse(task.notBefore) - Date.now() : 0);
+      report.republished++;
+    }
+    await this.afterChange(state, false, log);
+    if (state.run.doneCommit) report.completed++;
+  }
+
   /** A run's records as tracking has them at its head. */
   private async load(runId: string): Promise<RunState | undefined> {
-    const cached = this.runs.get(runId);
-    if (cached) return cached;
     const { store, settings } = this.options;
     const repo = settings.repos.tracking;
     const head = await store.head(repo);
+    if (head !== this.head) this.forget();
+    this.head = head;
+    const cached = this.runs.get(runId);
+    if (cached) return cached;
     if (!head) return undefined;
     const runText = await store.readFile(repo, head, layout.runFile(runId));
     if (runText === undefined) return undefined;

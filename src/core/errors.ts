@@ -38,3 +38,15 @@ export class MessageError extends Error {
 export class TransitionError extends Error {
   override readonly name = 'TransitionError';
 }
+
+/** A commit was asked to build on a head that is no longer the branch's: read again and retry. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+  constructor(
+    readonly repo: string,
+    readonly expected: string | undefined,
+    readonly actual: string | undefined,
+  ) {
+    super(`${repo}: branch moved from ${expected?.slice(0, 7) ?? 'nothing'} to ${actual?.slice(0, 7) ?? 'nothing'} since it was read`);
+  }
+}

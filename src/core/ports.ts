@@ -11,6 +11,12 @@ export interface FileChange {
   content: string | Uint8Array | null;
 }
 
+export interface CommitOptions {
+  changes: FileChange[];
+  message: string;
+  expectedHead?: string | undefined;
+}
+
 export interface ChangedFile {
   path: string;
   status: 'added' | 'modified' | 'deleted';
@@ -23,8 +29,13 @@ export interface GitStore {
   listDir(repo: string, commit: string, path: string): Promise<string[]>;
   /** Files that differ between two commits; `before` may be the zero id. */
   changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]>;
-  /** One commit on the branch with these changes; returns its id. Writes to one repository are serialised. */
-  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string>;
+  /**
+   * One commit on the branch with these changes; returns its id. Writes to one
+   * repository are serialised, across processes too. With `expectedHead`, the
+   * commit is made only if the branch is still there, else a ConflictError
+   * says to read again; without it, the changes go on top of whatever is there.
+   */
+  commit(repo: string, options: CommitOptions): Promise<string>;
   isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean>;
   /** Makes sure `commit` (pushed somewhere else) can be read; a no-op where the store is the origin. */
   ensureCommit(repo: string, commit: string): Promise<void>;

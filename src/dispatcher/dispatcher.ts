@@ -4,7 +4,7 @@
  * the run and its tasks as queued (or the run as rejected, saying why), then
  * one TODO message per task is published.
  */
-import { ProjectError } from '../core/errors.js';
+import { ConflictError, ProjectError } from '../core/errors.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
 import { runIdFor } from '../core/ids.js';
 import { layout } from '../core/layout.js';
@@ -88,6 +88,17 @@ export class Dispatcher {
   }
 
   private async dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dispatchFileOnce(file, todoCommit, configCommit);
+      } catch (err) {
+        // Another gitjobs wrote to tracking between our check and our commit: check again.
+        if (!(err instanceof ConflictError) || attempt >= 20) throw err;
+      }
+    }
+  }
+
+  private async dispatchFileOnce(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
     const { store, settings } = this.options;
     const runId = runIdFor(file, todoCommit);
     const log = this.options.log.child({ run: runId });
@@ -106,12 +117,12 @@ export class Dispatcher {
     } catch (err) {
       if (!(err instanceof ProjectError)) throw err;
       const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now });
-      await store.commit(tracking, rejected);
+      await store.commit(tracking, { ...rejected, expectedHead: head });
       log.warn({ file, error: rejected.run.error }, 'project rejected');
       return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
     }
     const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now });
-    await store.commit(tracking, queued);
+    await store.commit(tracking, { changes: queued.changes, message: queued.message, expectedHead: head });
     this.options.observer?.runQueued?.(queued.run);
     for (const task of queued.tasks) await this.options.queue.publish('todo', todoFor(queued.run, task, settings, this.options.configUrl));
     log.info({ file, tasks: queued.tasks.length }, 'run queued');

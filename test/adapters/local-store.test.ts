@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { ZERO_SHA } from '../../src/core/events.js';
+import { ConflictError } from '../../src/core/errors.js';
 import { git, tmpdir } from '../helpers/stack.js';
 
 const dirs: string[] = [];
@@ -56,6 +57,28 @@ describe('LocalGitStore', () => {
     expect(Number(git(gitdir, 'rev-list', '--count', 'main').trim())).toBe(50);
     expect(git(gitdir, 'ls-tree', '--name-only', 'main', 't/').trim().split('\n')).toHaveLength(50);
     git(gitdir, 'fsck', '--strict');
+  });
+
+  it('never loses a commit when two writers (as two processes would) commit to one branch at once', async () => {
+    const s = await store();
+    const other = new LocalGitStore(s.root);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => (i % 2 ? s : other).commit('repo', { changes: [{ path: `w${i % 2}/${i}.json`, content: String(i) }], message: `c${i}\n` })),
+    );
+    const gitdir = s.gitdir('repo');
+    expect(Number(git(gitdir, 'rev-list', '--count', 'main').trim())).toBe(40);
+    expect(git(gitdir, 'ls-tree', '-r', '--name-only', 'main').trim().split('\n')).toHaveLength(40);
+    expect(git(gitdir, 'rev-list', '--merges', 'main').trim()).toBe('');
+    expect(fs.existsSync(`${gitdir}/refs/heads/main.lock`)).toBe(false);
+    git(gitdir, 'fsck', '--strict');
+  });
+
+  it('refuses a commit on a head that has moved, when asked to build on that head', async () => {
+    const s = await store();
+    const first = await s.commit('repo', { changes: [{ path: 'a.txt', content: 'a' }], message: 'a\n' });
+    await new LocalGitStore(s.root).commit('repo', { changes: [{ path: 'b.txt', content: 'b' }], message: 'b\n' });
+    await expect(s.commit('repo', { changes: [{ path: 'a.txt', content: 'stale' }], message: 'stale\n', expectedHead: first })).rejects.toBeInstanceOf(ConflictError);
+    expect(git(s.gitdir('repo'), 'log', '--format=%s', 'main').trim().split('\n')).toEqual(['b', 'a']);
   });
 
   it('lists the files two commits differ in', async () => {

@@ -170,6 +170,34 @@ describe('faults', () => {
     checkStory(view);
   });
 
+  it('two gitjobs up on one home and one RabbitMQ: both collectors write tracking, no commit lost, history never forked', async () => {
+    const h = home();
+    const p = prefix();
+    const a = track(await startUp(h, p, 2));
+    track(await startUp(h, p, 2));
+    const runs: string[] = [];
+    for (const name of ['one', 'two', 'three']) {
+      const commit = await pushTo(a.url, `projects/${name}.json`, sleepy(4, 0.3));
+      runs.push(runIdFor(`projects/${name}.json`, commit));
+    }
+    for (const runId of runs) {
+      const view = await waitFor(`run ${runId}`, async () => {
+        const v = await readRun(h, runId);
+        return v?.run.doneCommit ? v : undefined;
+      });
+      expect(view.run.state, JSON.stringify(view.tasks.filter((t) => t.state !== 'succeeded'), null, 1) + view.log.join('\n')).toBe('succeeded');
+      expect(await resultText(h, runId)).toBe(expected(4));
+      expect(view.log).toHaveLength(1 + 4 * 2 + 1);
+      checkStory(view);
+    }
+    const gitdir = path.join(h, 'repos', 'tache_suivi.git');
+    expect(git(gitdir, 'rev-list', '--merges', 'main').trim()).toBe('');
+    git(gitdir, 'fsck', '--strict');
+    const doneDir = path.join(h, 'repos', 'tache_termine.git');
+    // One result commit per run, never two.
+    expect(git(doneDir, 'log', '--format=%s', 'main').trim().split('\n').filter((l) => runs.some((r) => l.startsWith(r)))).toHaveLength(3);
+  });
+
   describe('in one process', () => {
     let stack: Stack;
     const start = async () => {

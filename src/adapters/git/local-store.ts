@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
-import type { ChangedFile, FileChange, GitStore } from '../../core/ports.js';
+import type { ChangedFile, CommitOptions, FileChange, GitStore } from '../../core/ports.js';
+import { ConflictError } from '../../core/errors.js';
 import { ZERO_SHA } from '../../core/events.js';
 
 export const AUTHOR = { name: 'gitjobs', email: 'gitjobs@localhost' };
@@ -34,8 +35,8 @@ class BranchWriter {
     private readonly ref: string,
   ) {}
 
-  commit(changes: FileChange[], message: string): Promise<string> {
-    return this.exclusive(() => this.write(changes, message));
+  commit(changes: FileChange[], message: string, expectedHead?: string): Promise<string> {
+    return this.exclusive(() => this.write(changes, message, expectedHead));
   }
 
   /** Runs `fn` between two commits, with no other write in progress. */
@@ -47,14 +48,63 @@ class BranchWriter {
 
   /** Points the branch at `oid` (which must exist) and forgets the cached trees. */
   async reset(oid: string): Promise<void> {
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.ref, value: oid, force: true });
+    for (;;) {
+      const current = await this.currentHead();
+      if (await this.compareAndSwap(current, oid)) break;
+    }
     this.head = oid;
     this.dirs.clear();
+  }
+
+  /**
+   * Moves the branch from `expected` to `next` under Git's own lock file
+   * (`<ref>.lock`, as git itself takes it), so that other processes and the
+   * git CLI never see a lost update. False when the branch is not at `expected`.
+   */
+  private async compareAndSwap(expected: string | undefined, next: string): Promise<boolean> {
+    const refPath = path.join(this.gitdir, this.ref);
+    const lockPath = `${refPath}.lock`;
+    fs.mkdirSync(path.dirname(refPath), { recursive: true });
+    let lock: fs.promises.FileHandle | undefined;
+    for (let i = 0; !lock; i++) {
+      try {
+        lock = await fs.promises.open(lockPath, 'wx');
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EEXIST') throw err;
+        if (i > 2000) throw new Error(`${lockPath} has been held for over 10 s; remove it if no git or gitjobs process is writing`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    try {
+      const current = await this.currentHead();
+      if (current !== expected) {
+        await lock.close();
+        await fs.promises.unlink(lockPath);
+        return false;
+      }
+      await lock.writeFile(`${next}\n`);
+      await lock.close();
+      await fs.promises.rename(lockPath, refPath);
+      return true;
+    } catch (err) {
+      await lock.close().catch(() => undefined);
+      await fs.promises.unlink(lockPath).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Writes a commit inside an `exclusive` section. */
   writeNow(changes: FileChange[], message: string): Promise<string> {
     return this.write(changes, message);
+  }
+
+  private async refresh(): Promise<void> {
+    const head = await this.currentHead();
+    if (head !== this.head) {
+      // Someone else moved the branch (or this is the first write): build on what is there.
+      this.head = head;
+      this.dirs.clear();
+    }
   }
 
   private async currentHead(): Promise<string | undefined> {
@@ -88,13 +138,22 @@ class BranchWriter {
     return new Map(tree.map((e) => [e.path, { mode: e.mode, oid: e.oid, type: e.type }]));
   }
 
-  private async write(changes: FileChange[], message: string): Promise<string> {
-    const head = await this.currentHead();
-    if (head !== this.head) {
-      // Someone else moved the branch (or this is the first write): build on what is there.
-      this.head = head;
+  private async write(changes: FileChange[], message: string, expectedHead?: string): Promise<string> {
+    for (;;) {
+      await this.refresh();
+      if (expectedHead !== undefined && this.head !== expectedHead) throw new ConflictError(path.basename(this.gitdir, '.git'), expectedHead, this.head ?? undefined);
+      const oid = await this.build(changes, message);
+      if (await this.compareAndSwap(this.head ?? undefined, oid)) {
+        this.head = oid;
+        return oid;
+      }
+      // Another process committed between our read and our write: build again on top of it.
+      this.head = null;
       this.dirs.clear();
     }
+  }
+
+  private async build(changes: FileChange[], message: string): Promise<string> {
     const dirty = new Set<string>(['']);
     for (const change of changes) {
       const clean = change.path.replace(/^\/+/, '');
@@ -128,14 +187,11 @@ class BranchWriter {
     }
     const now = Math.floor(Date.now() / 1000);
     const person = { ...AUTHOR, timestamp: now, timezoneOffset: 0 };
-    const oid = await git.writeCommit({
+    return git.writeCommit({
       fs,
       gitdir: this.gitdir,
       commit: { message, tree: root, parent: this.head ? [this.head] : [], author: person, committer: person },
     });
-    await git.writeRef({ fs, gitdir: this.gitdir, ref: this.ref, value: oid, force: true });
-    this.head = oid;
-    return oid;
   }
 }
 
@@ -252,8 +308,8 @@ export class LocalGitStore implements GitStore {
     return writer;
   }
 
-  commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string> {
-    return this.writer(repo).commit(options.changes, options.message);
+  commit(repo: string, options: CommitOptions): Promise<string> {
+    return this.writer(repo).commit(options.changes, options.message, options.expectedHead);
   }
 
   async isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
 import type { Logger } from '../../core/logger.js';
-import type { ChangedFile, FileChange, GitStore } from '../../core/ports.js';
+import type { ChangedFile, CommitOptions, GitStore } from '../../core/ports.js';
 import { LocalGitStore } from './local-store.js';
 
 export interface RemoteAuth {
@@ -123,7 +123,7 @@ export class MirrorGitStore implements GitStore {
     if (!(await this.local.hasCommit(repo, commit))) throw new Error(`commit ${commit.slice(0, 7)} is not on ${this.url(repo)} (${this.options.branch})`);
   }
 
-  async commit(repo: string, options: { changes: FileChange[]; message: string }): Promise<string> {
+  async commit(repo: string, options: CommitOptions): Promise<string> {
     const oid = await this.local.commit(repo, options);
     if (!this.timers.has(repo)) {
       this.timers.set(

@@ -37,8 +37,9 @@ export class RemoteRepo {
     if (!fs.existsSync(path.join(this.gitdir, 'HEAD'))) {
       fs.mkdirSync(this.gitdir, { recursive: true });
       await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: this.branch });
-      await git.addRemote({ fs, gitdir: this.gitdir, remote: 'origin', url: this.url });
     }
+    // Every time: another process sharing this cache may have created the folder a moment ago.
+    await git.addRemote({ fs, gitdir: this.gitdir, remote: 'origin', url: this.url, force: true });
     try {
       const r = await git.fetch({ fs, http, gitdir: this.gitdir, remote: 'origin', ref: this.branch, singleBranch: true, tags: false });
       if (!r.fetchHead) throw new Error(`branch ${this.branch} not found`);
