@@ -17,6 +17,7 @@ import { GitHubForge } from '../adapters/forges/github.js';
 import type { GitStore, RunObserver } from '../core/ports.js';
 import type { PushEvent } from '../core/events.js';
 import { registerWebhooks } from '../server/webhooks.js';
+import { registerApi } from '../server/api.js';
 import { Poller } from './poller.js';
 import { StatusReporter } from './status-reporter.js';
 import { ProcessExecutor, UNSANDBOXED_WARNING } from '../adapters/process/executor.js';
@@ -62,6 +63,10 @@ export interface UpOptions {
   webhookSecret?: string;
   /** Poll the forge's todo and config branches this often (ms). */
   pollMs?: number;
+  /** Bearer token for the API endpoints that change anything. */
+  apiToken?: string;
+  /** How long running tasks may finish when stopping, before they are requeued (ms). */
+  graceMs?: number;
 }
 
 export interface Running {
@@ -125,6 +130,8 @@ export async function up(options: UpOptions): Promise<Running> {
     }
 
     let dispatcher: Dispatcher | undefined;
+    let collector: Collector | undefined;
+    const cancel = (runId: string, reason: string) => collector!.cancel(runId, reason);
     let prebuild: ((commit: string) => Promise<void>) | undefined;
     const onPush = (event: PushEvent) => {
       dispatcher!.handlePush(event).then(
@@ -146,6 +153,7 @@ export async function up(options: UpOptions): Promise<Running> {
             repos: [settings.repos.todo, settings.repos.config],
             onPush,
           }),
+        (a) => registerApi(a, { store, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
       ],
     });
     await app.listen({ host: options.host, port: options.port });
@@ -158,13 +166,13 @@ export async function up(options: UpOptions): Promise<Running> {
 
     const statuses = remote ? new StatusReporter(remote, settings.repos.todo, options.publicUrl ?? url, logger) : undefined;
     const observer: RunObserver | undefined = statuses;
-    const collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
+    collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
     await collector.start();
-    cleanup.push(() => collector.stop());
+    cleanup.push(() => collector!.stop());
     // Git is the system of record: whatever it says is unfinished goes back on the queues.
     await collector.recover();
 
-    dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, ...(observer ? { observer } : {}) });
+    dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, ...(observer ? { observer } : {}) });
     forge.onPush(onPush);
 
     let poller: Poller | undefined;
@@ -196,7 +204,7 @@ export async function up(options: UpOptions): Promise<Running> {
         log: logger,
       });
       await worker.start();
-      cleanup.push(() => worker.stop());
+      cleanup.push(() => worker.stop(options.graceMs));
     }
     if (statuses) cleanup.push(() => statuses.idle());
     return { url, app, store, forge, queue, dispatcher, stop: stopAll, ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
@@ -213,6 +221,8 @@ export interface WorkerProcessOptions {
   settings: Settings;
   logger: Logger;
   cacheDir?: string;
+  /** How long running tasks may finish when stopping, before they are requeued (ms). */
+  graceMs?: number;
 }
 
 /** Workers only: for other machines against the same RabbitMQ. */
@@ -232,7 +242,7 @@ export async function workerOnly(options: WorkerProcessOptions): Promise<{ stop(
   await worker.start();
   return {
     stop: async () => {
-      await worker.stop();
+      await worker.stop(options.graceMs);
       await queue.close();
     },
   };

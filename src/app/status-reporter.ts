@@ -17,7 +17,7 @@ export class StatusReporter implements RunObserver {
     private readonly context = 'gitjobs',
   ) {}
 
-  private post(runId: string, sha: string, state: 'pending' | 'success' | 'failure', description: string): void {
+  private post(runId: string, sha: string, state: 'pending' | 'success' | 'failure' | 'error', description: string): void {
     const targetUrl = `${this.publicUrl.replace(/\/+$/, '')}/api/runs/${runId}`;
     // In order, one at a time: a late `pending` must never overwrite the final state.
     this.chain = this.chain
@@ -34,7 +34,8 @@ export class StatusReporter implements RunObserver {
   }
 
   runFinished(run: { id: string; todoCommit: string; state: string }, p: { done: number; failed: number; total: number }): void {
-    this.post(run.id, run.todoCommit, run.state === 'succeeded' ? 'success' : 'failure', `${p.done}/${p.total} tasks done${p.failed ? `, ${p.failed} failed` : ''}`);
+    const state = run.state === 'succeeded' ? 'success' : run.state === 'cancelled' ? 'error' : 'failure';
+    this.post(run.id, run.todoCommit, state, `${run.state === 'cancelled' ? 'cancelled, ' : ''}${p.done}/${p.total} tasks done${p.failed ? `, ${p.failed} failed` : ''}`);
   }
 
   /** Resolves once every status so far has been sent. */

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ServiceUnavailableError } from '../core/errors.js';
 import { COMMON_FLAGS, FORGE_FLAGS, UsageError } from './options.js';
 import { initCommand } from './commands/init.js';
+import { cancelCommand } from './commands/cancel.js';
 import { demoCommand } from './commands/demo.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
@@ -22,7 +23,8 @@ Usage:
              [--executor docker|process] [--public-url URL]
              [--forge github|gitea --owner OWNER [--forge-url URL]] [--poll 30s]
       Built-in Git host, HTTP server, dispatcher, collector and N workers in one
-      process. Prints the clone URLs. Stops cleanly on SIGINT and SIGTERM.
+      process. Prints the clone URLs. On SIGINT or SIGTERM it stops taking tasks,
+      lets running ones finish for --grace (default 30s), requeues the rest.
       With --forge github|gitea --owner OWNER the repositories live on the forge:
       gitjobs mirrors them, takes webhooks at /webhooks/github and /webhooks/gitea,
       pushes its commits back, sets commit statuses; --poll 30s also watches the
@@ -31,14 +33,19 @@ Usage:
       Create (or reuse) the four repositories on the forge, push repos-template/
       to the empty ones, and register push webhooks with a generated secret
       (saved to HOME/webhook-secret, mode 600).
-  gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR]
-      Workers only, for other machines against the same RabbitMQ.
+  gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR] [--grace 30s]
+      Workers only, for other machines against the same RabbitMQ. Removes task
+      containers left by crashed workers of this host when it starts.
   gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
       Commit FILE to projects/ in the todo repository and push it. With --wait,
       show progress until the result lands, print it, and exit 1 if the run
       failed (2 if the file was rejected).
   gitjobs status [RUN] [--url URL]
       Runs and task states, read from the tracking repository.
+  gitjobs cancel RUN [--reason TEXT] [--url URL]
+      Cancel a run: unfinished tasks end cancelled, running containers are
+      killed, the result records it. Deleting the project file does the same.
+      Sends GITJOBS_API_TOKEN as bearer token when it is set.
   gitjobs demo [--n 10] [--executor docker|process] [--keep]
       Start everything in a temporary home, push the N-Queens project through a
       real push, print the result and the tracking log, and shut down.
@@ -65,14 +72,16 @@ Forge options (up, init):
   --git-url URL         base of clone URLs when it differs from the forge's (env GITJOBS_GIT_URL)
   --public-url URL      where the forge and remote workers reach this server (env GITJOBS_PUBLIC_URL)
   --poll DURATION       also poll the forge, e.g. 30s (env GITJOBS_POLL)
-Tokens come from the environment only: GITHUB_TOKEN, GITEA_TOKEN. The webhook
+Tokens come from the environment only: GITHUB_TOKEN, GITEA_TOKEN, and
+GITJOBS_API_TOKEN (bearer token for cancel; without it only loopback may cancel). The webhook
 secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
 `;
 
 const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number> }> = {
-  up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' } }, run: upCommand },
+  up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' }, grace: { type: 'string' } }, run: upCommand },
+  cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: cancelCommand },
   init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: initCommand },
-  worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' } }, run: workerCommand },
+  worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: workerCommand },
   submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: submitCommand },
   status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: statusCommand },
   demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: demoCommand },

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteForgeOptions } from '../app/gitjobs.js';
+import { parseDuration } from '../core/duration.js';
 import { DEFAULT_AMQP_URL } from '../adapters/amqp/queue.js';
 import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
 
@@ -114,4 +115,11 @@ export function webhookSecret(homeDir: string, env = process.env): string | unde
   if (env.GITJOBS_WEBHOOK_SECRET) return env.GITJOBS_WEBHOOK_SECRET;
   const file = secretFile(homeDir);
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() || undefined : undefined;
+}
+
+export function graceMs(flags: Flags, env = process.env): number {
+  const raw = str(flags, 'grace') ?? env.GITJOBS_GRACE ?? '30s';
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw new UsageError(`--grace must be a duration such as 30s, not ${JSON.stringify(raw)}`);
+  return ms;
 }

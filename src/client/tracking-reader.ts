@@ -3,15 +3,10 @@
  * over Git, from the server's clone URL.
  */
 import { RemoteRepo } from '../adapters/git/remote-repo.js';
-import { layout } from '../core/layout.js';
-import { progress, type RunRecord } from '../core/run.js';
-import type { TaskRecord } from '../core/task.js';
+import { listRunIds, readRunView, type RunView } from '../core/run-reader.js';
+import type { RunRecord } from '../core/run.js';
 
-export interface RunView {
-  run: RunRecord;
-  tasks: TaskRecord[];
-  progress: { done: number; failed: number; total: number };
-}
+export type { RunView };
 
 export class TrackingReader {
   readonly repo: RemoteRepo;
@@ -28,23 +23,15 @@ export class TrackingReader {
 
   async runIds(): Promise<string[]> {
     if (!this.head) await this.refresh();
-    return this.repo.listDir(this.head!, 'projects');
+    return listRunIds(this.repo, this.head!);
   }
 
   async run(runId: string): Promise<RunView | undefined> {
     if (!this.head) await this.refresh();
-    const text = await this.repo.readFile(this.head!, layout.runFile(runId));
-    if (text === undefined) return undefined;
-    const run = JSON.parse(text) as RunRecord;
-    const tasks: TaskRecord[] = [];
-    for (const id of run.tasks) {
-      const t = await this.repo.readFile(this.head!, layout.taskFile(runId, id));
-      if (t !== undefined) tasks.push(JSON.parse(t) as TaskRecord);
-    }
-    return { run, tasks, progress: progress(tasks) };
+    return readRunView(this.repo, this.head!, runId);
   }
 }
 
 export function isRunFinal(run: RunRecord): boolean {
-  return run.state === 'rejected' || ((run.state === 'succeeded' || run.state === 'failed') && run.doneCommit !== undefined);
+  return run.state === 'rejected' || run.doneCommit !== undefined;
 }

@@ -17,7 +17,7 @@ import type { Consumer, FileChange, GitStore, Queue, RunObserver } from '../core
 import { allFinal, progress, type RunRecord } from '../core/run.js';
 import { retryDelay, type Settings } from '../core/settings.js';
 import { isFinal, type TaskRecord } from '../core/task.js';
-import { applyEvent, completeRun, requeue, runFinishedCommit, runRecordChange, runStarted, type RunResult } from '../core/tracking.js';
+import { applyEvent, cancelTask, completeRun, requeue, runFinishedCommit, runRecordChange, runStarted, type RunResult } from '../core/tracking.js';
 import { todoFor } from '../dispatcher/dispatcher.js';
 
 interface RunState {
@@ -36,6 +36,8 @@ export interface CollectorOptions {
   onRunFinished?: (result: RunResult) => void;
   observer?: RunObserver;
 }
+
+export type CancelOutcome = { outcome: 'cancelled'; tasks: number } | { outcome: 'unknown' } | { outcome: 'finished'; state: string };
 
 export interface RecoveryReport {
   republished: number;
@@ -149,7 +151,7 @@ export class Collector {
       if (t.state === 'failed' && !isFinal(t)) await this.retry(state, t, log);
     }
     const tasks = state.run.tasks.map((id) => state.tasks.get(id)!);
-    if (state.run.state !== 'succeeded' && state.run.state !== 'failed' && allFinal(tasks)) await this.complete(state, tasks, log);
+    if (!state.run.doneCommit && allFinal(tasks)) await this.complete(state, tasks, log);
     else if (progressed) this.options.observer?.runProgress?.(state.run, progress(tasks));
   }
 
@@ -199,13 +201,48 @@ export class Collector {
     await store.flush(settings.repos.done);
     // Read back after the push: a push that had to replay on top of someone else's commit gives ours a new id.
     const doneCommit = (await store.head(settings.repos.done))!;
-    await this.commitTracking(runFinishedCommit(done.run, doneCommit));
+    await this.commitTracking(runFinishedCommit(done.run, doneCommit, state.run.state));
     state.run = { ...done.run, doneCommit };
     log.info({ state: done.result.state, doneCommit }, 'run finished');
     this.options.observer?.runFinished?.(done.run, progress(tasks));
     this.options.onRunFinished?.(done.result);
     // Finished runs need no cache; tracking has them.
     this.runs.delete(state.run.id);
+  }
+
+  /**
+   * Cancels a run: every task not yet final ends `cancelled` (one commit
+   * each), workers are told to kill its running containers, and the result
+   * records the cancellation.
+   */
+  cancel(runId: string, reason: string): Promise<CancelOutcome> {
+    return this.exclusive(async () => {
+      const log = this.options.log.child({ run: runId });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const state = await this.load(runId);
+          if (!state) return { outcome: 'unknown' as const };
+          if (state.run.doneCommit || state.run.state === 'rejected') return { outcome: 'finished' as const, state: state.run.state };
+          state.run = { ...state.run, cancelled: reason };
+          let tasks = 0;
+          for (const id of state.run.tasks) {
+            const task = state.tasks.get(id)!;
+            if (isFinal(task)) continue;
+            const c = cancelTask(state.run, task, reason, new Date().toISOString());
+            await this.commitTracking(c);
+            state.tasks.set(id, c.task);
+            tasks++;
+          }
+          await this.options.queue.broadcast({ kind: 'cancel', run: runId });
+          log.info({ tasks, reason }, 'run cancelled');
+          await this.afterChange(state, false, log);
+          return { outcome: 'cancelled' as const, tasks };
+        } catch (err) {
+          if (!(err instanceof ConflictError) || attempt >= 20) throw err;
+          this.forget();
+        }
+      }
+    });
   }
 
   /**
@@ -285,7 +322,7 @@ export class Collector {
       tasks.set(id, task);
     }
     const state = { run, tasks };
-    if (run.state !== 'succeeded' && run.state !== 'failed' && run.state !== 'rejected') this.runs.set(runId, state);
+    if (!run.doneCommit && run.state !== 'rejected') this.runs.set(runId, state);
     return state;
   }
 }

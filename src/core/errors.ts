@@ -50,3 +50,8 @@ export class ConflictError extends Error {
     super(`${repo}: branch moved from ${expected?.slice(0, 7) ?? 'nothing'} to ${actual?.slice(0, 7) ?? 'nothing'} since it was read`);
   }
 }
+
+/** Thrown by a queue handler to give its message back at once (the worker is shutting down). */
+export class RequeueError extends Error {
+  override readonly name = 'RequeueError';
+}

@@ -53,6 +53,9 @@ export interface Consumer {
 export interface Queue {
   /** Resolves once the broker has confirmed the message. */
   publish(queue: QueueName, body: unknown): Promise<void>;
+  /** Tells every live worker (fanout, not kept for those that start later). */
+  broadcast(body: unknown): Promise<void>;
+  onBroadcast(handler: (content: Buffer) => void): Promise<Consumer>;
   /** Acks a message after the handler resolves; requeues it if the handler throws. */
   consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer) => Promise<void>): Promise<Consumer>;
   close(): Promise<void>;
@@ -67,6 +70,8 @@ export interface WorkerSource {
 }
 
 export interface ExecRequest {
+  /** Aborting kills the task: the run was cancelled, or the worker is shutting down. */
+  signal?: AbortSignal;
   /** What `prepare` returned. */
   image: string;
   argv: string[];
@@ -86,6 +91,8 @@ export interface ExecResult {
   durationMs: number;
   timedOut: boolean;
   truncated: boolean;
+  /** Killed through `signal`. */
+  aborted?: boolean;
 }
 
 /** Runs one task attempt somewhere isolated. */

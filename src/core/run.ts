@@ -2,7 +2,7 @@ import type { Project } from './project.js';
 import type { ReducerName } from './reduce.js';
 import { isFinal, type TaskRecord } from './task.js';
 
-export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'rejected';
+export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rejected';
 
 /** What tracking stores for one run: `projects/<run>/run.json`. */
 export interface RunRecord {
@@ -25,6 +25,8 @@ export interface RunRecord {
   problems?: { path: string; message: string }[];
   /** The done-repository commit holding the result, once there is one. */
   doneCommit?: string;
+  /** Why the run was cancelled, when it was. */
+  cancelled?: string;
 }
 
 export function progress(tasks: readonly TaskRecord[]): { done: number; failed: number; total: number } {

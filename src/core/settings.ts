@@ -4,8 +4,12 @@ import type { Limits } from './messages.js';
 export interface Settings {
   repos: { todo: string; tracking: string; done: string; config: string };
   branch: string;
-  /** TODO: task attempts to run; DONE: what became of them; DEAD: tasks that used up their attempts, for an operator. */
-  queues: { todo: string; done: string; dead: string };
+  /**
+   * TODO: task attempts to run; DONE: what became of them; DEAD: tasks that
+   * used up their attempts, for an operator. CONTROL is a fanout exchange that
+   * tells every worker of a cancelled run.
+   */
+  queues: { todo: string; done: string; dead: string; control: string };
   /** Resource limits of one task container. */
   limits: Limits;
   /** Bytes of a task's output kept; the rest is cut with a marker. */
@@ -21,7 +25,7 @@ export interface Settings {
 export const DEFAULT_SETTINGS: Settings = {
   repos: { todo: 'tache_a_faire', tracking: 'tache_suivi', done: 'tache_termine', config: 'config' },
   branch: 'main',
-  queues: { todo: 'TODO', done: 'DONE', dead: 'DEAD' },
+  queues: { todo: 'TODO', done: 'DONE', dead: 'DEAD', control: 'CONTROL' },
   limits: { memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 },
   outputCap: 1024 * 1024,
   outputTail: 2048,
@@ -36,5 +40,5 @@ export function retryDelay(settings: Pick<Settings, 'retryBaseMs' | 'retryMaxMs'
 
 /** Queue names with a prefix, so that several installations or tests can share one broker. */
 export function prefixedQueues(prefix: string | undefined): Settings['queues'] {
-  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD` } : { ...DEFAULT_SETTINGS.queues };
+  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD`, control: `${prefix}.CONTROL` } : { ...DEFAULT_SETTINGS.queues };
 }

@@ -7,16 +7,18 @@ import { TransitionError } from './errors.js';
  *                     -> failed      (final once attempts are used up)
  *   running -> running               (the attempt was redelivered to another worker)
  *   failed -> queued                 (a retry: a new attempt)
+ *   queued | running | failed -> cancelled   (the run was cancelled; final)
  */
-export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
+export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 const ALLOWED: Record<TaskState, readonly TaskState[]> = {
-  queued: ['running'],
+  queued: ['running', 'cancelled'],
   // running -> running: another worker took the attempt over (its first worker stopped reporting).
-  running: ['running', 'succeeded', 'failed'],
+  running: ['running', 'succeeded', 'failed', 'cancelled'],
   succeeded: [],
-  failed: ['queued'],
+  failed: ['queued', 'cancelled'],
+  cancelled: [],
 };
 
 export function canTransition(from: TaskState, to: TaskState): boolean {
@@ -58,5 +60,5 @@ export interface TaskRecord {
 
 /** A final task will not change again: its run can be reduced once all are final. */
 export function isFinal(task: Pick<TaskRecord, 'state' | 'attempts' | 'maxAttempts'>): boolean {
-  return task.state === 'succeeded' || (task.state === 'failed' && task.attempts >= task.maxAttempts);
+  return task.state === 'succeeded' || task.state === 'cancelled' || (task.state === 'failed' && task.attempts >= task.maxAttempts);
 }

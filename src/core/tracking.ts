@@ -234,6 +234,18 @@ export function requeue(run: RunRecord, task: TaskRecord, now: string, delayMs =
   };
 }
 
+/** A run is cancelled: each unfinished task ends `cancelled`, one commit each. */
+export function cancelTask(run: RunRecord, task: TaskRecord, reason: string, now: string): { task: TaskRecord } & Commitable {
+  assertTransition(`${run.id}/${task.id}`, task.state, 'cancelled');
+  const next: TaskRecord = { ...task, state: 'cancelled', finishedAt: now, error: `cancelled: ${reason}` };
+  delete next.notBefore;
+  return {
+    task: next,
+    changes: [{ path: layout.taskFile(run.id, task.id), content: taskFileContent(next) }],
+    message: commitMessage(transitionSubject(run.id, task.id, task.state, 'cancelled', reason), { 'Todo-Commit': run.todoCommit, 'Config-Commit': run.configCommit }),
+  };
+}
+
 /** The first task to start moves the run from queued to running. */
 export function runStarted(run: RunRecord): RunRecord | undefined {
   return run.state === 'queued' ? { ...run, state: 'running' } : undefined;
@@ -243,7 +255,7 @@ export interface RunResult {
   run: string;
   project: string;
   file: string;
-  state: 'succeeded' | 'failed';
+  state: 'succeeded' | 'failed' | 'cancelled';
   reduce: ReducerName;
   value: unknown;
   error?: string;
@@ -261,11 +273,16 @@ export function completeRun(run: RunRecord, tasks: TaskRecord[], trackingCommit:
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const ordered = run.tasks.map((id) => byId.get(id)!);
   const failed = ordered.filter((t) => t.state === 'failed');
+  const cancelled = ordered.filter((t) => t.state === 'cancelled');
   const reducer = run.reduce ?? 'concat';
   let value: unknown = null;
   let text: string;
   let error: string | undefined;
-  if (failed.length) {
+  if (run.cancelled !== undefined || cancelled.length) {
+    const finished = ordered.length - cancelled.length;
+    error = `cancelled (${run.cancelled ?? 'by request'}): ${finished} of ${ordered.length} task${ordered.length === 1 ? '' : 's'} had finished`;
+    text = `CANCELLED: ${error}\n`;
+  } else if (failed.length) {
     error = `${failed.length} of ${ordered.length} task${ordered.length === 1 ? '' : 's'} failed: ${failed.map((t) => `${t.id} (${t.error ?? `exit ${t.exitCode}`})`).join(', ')}`;
     text = `FAILED: ${error}\n`;
   } else {
@@ -279,7 +296,7 @@ export function completeRun(run: RunRecord, tasks: TaskRecord[], trackingCommit:
       text = `FAILED: ${error}\n`;
     }
   }
-  const state = error ? 'failed' : 'succeeded';
+  const state = run.cancelled !== undefined || cancelled.length ? 'cancelled' : error ? 'failed' : 'succeeded';
   const result: RunResult = {
     run: run.id,
     project: run.project,
@@ -308,11 +325,11 @@ export function completeRun(run: RunRecord, tasks: TaskRecord[], trackingCommit:
   };
 }
 
-export function runFinishedCommit(run: RunRecord, doneCommit: string): Commitable {
+export function runFinishedCommit(run: RunRecord, doneCommit: string, from: string = 'running'): Commitable {
   const final: RunRecord = { ...run, doneCommit };
   return {
     changes: [{ path: layout.runFile(run.id), content: json(final) }],
-    message: commitMessage(`${run.id}: running -> ${run.state}${run.error ? ` (${run.error.slice(0, 120)})` : ''}`, {
+    message: commitMessage(`${run.id}: ${from} -> ${run.state}${run.error ? ` (${run.error.slice(0, 120)})` : ''}`, {
       'Todo-Commit': run.todoCommit,
       'Config-Commit': run.configCommit,
       'Done-Commit': doneCommit,

@@ -30,6 +30,8 @@ export interface DispatcherOptions {
   configUrl: string;
   log: Logger;
   observer?: RunObserver;
+  /** Cancels a run (deleting its project file does). */
+  cancel?: (runId: string, reason: string) => Promise<unknown>;
 }
 
 export class Dispatcher {
@@ -71,9 +73,10 @@ export class Dispatcher {
         if (before === ZERO_SHA || (await store.isAncestor(event.repo, before, this.dispatched))) before = this.dispatched;
       }
     }
-    const changed = (await store.changedFiles(event.repo, before, event.after)).filter(
-      (f) => f.status !== 'deleted' && layout.isProjectFile(f.path),
-    );
+    const all = (await store.changedFiles(event.repo, before, event.after)).filter((f) => layout.isProjectFile(f.path));
+    const deleted = all.filter((f) => f.status === 'deleted').map((f) => f.path);
+    if (deleted.length) await this.cancelRunsOf(deleted, event.after);
+    const changed = all.filter((f) => f.status !== 'deleted');
     if (!changed.length) {
       this.dispatched = event.after;
       return [];
@@ -85,6 +88,22 @@ export class Dispatcher {
     }
     if (!this.dispatched || (await store.isAncestor(event.repo, this.dispatched, event.after))) this.dispatched = event.after;
     return outcomes;
+  }
+
+  /** Deleting a project file cancels its unfinished runs. */
+  private async cancelRunsOf(files: string[], todoCommit: string): Promise<void> {
+    const { store, settings, log, cancel } = this.options;
+    if (!cancel) return;
+    const head = await store.head(settings.repos.tracking);
+    if (!head) return;
+    for (const runId of await store.listDir(settings.repos.tracking, head, 'projects')) {
+      const text = await store.readFile(settings.repos.tracking, head, layout.runFile(runId));
+      if (!text) continue;
+      const run = JSON.parse(text) as RunRecord;
+      if (!files.includes(run.file) || run.doneCommit || run.state === 'rejected') continue;
+      log.info({ run: runId, file: run.file }, 'project file deleted; cancelling its run');
+      await cancel(runId, `${run.file} deleted in ${todoCommit.slice(0, 7)}`);
+    }
   }
 
   private async dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {

@@ -4,7 +4,7 @@
  * once the outcome is confirmed by the broker.
  */
 import os from 'node:os';
-import { MessageError } from '../core/errors.js';
+import { MessageError, RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { decode, todoMessage, type TaskEvent, type TodoMessage } from '../core/messages.js';
 import type { Consumer, Executor, Queue } from '../core/ports.js';
@@ -25,7 +25,12 @@ export class Worker {
   /** This worker process, as events and container labels name it. */
   readonly id: string;
   private consumer: Consumer | undefined;
+  private control: Consumer | undefined;
   private readonly inflight = new Set<Promise<void>>();
+  /** Running attempts, to kill them when their run is cancelled or the worker stops. */
+  private readonly running = new Map<string, { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' }>();
+  /** Runs cancelled while this worker was up: their queued attempts are dropped unrun. */
+  private readonly cancelled = new Set<string>();
 
   constructor(private readonly options: WorkerOptions) {
     this.host = options.host ?? os.hostname();
@@ -38,6 +43,22 @@ export class Worker {
       return 0;
     });
     if (reaped) this.options.log.warn({ reaped }, 'removed task containers left behind by a worker that is gone');
+    this.control = await this.options.queue.onBroadcast((content) => {
+      let msg: { kind?: string; run?: string };
+      try {
+        msg = JSON.parse(content.toString('utf8'));
+      } catch {
+        return;
+      }
+      if (msg.kind !== 'cancel' || typeof msg.run !== 'string') return;
+      this.cancelled.add(msg.run);
+      if (this.cancelled.size > 10_000) this.cancelled.delete(this.cancelled.values().next().value!);
+      for (const r of this.running.values()) {
+        if (r.run !== msg.run) continue;
+        r.reason = 'cancel';
+        r.controller.abort();
+      }
+    });
     this.consumer = await this.options.queue.consume('todo', { prefetch: this.options.concurrency }, (content) => {
       const p = this.handle(content);
       this.inflight.add(p);
@@ -46,11 +67,28 @@ export class Worker {
     this.options.log.info({ host: this.host, concurrency: this.options.concurrency, executor: this.options.executor.kind }, 'worker started');
   }
 
-  /** Stops taking tasks and waits for the running ones. */
-  async stop(): Promise<void> {
-    await this.consumer?.cancel();
-    this.consumer = undefined;
-    await Promise.allSettled([...this.inflight]);
+  /**
+   * Stops taking tasks and lets the running ones finish for up to `graceMs`;
+   * those still running then are killed and their messages go back to TODO
+   * for another worker.
+   */
+  async stop(graceMs = 30_000): Promise<void> {
+    const timer = setTimeout(() => {
+      if (this.running.size) this.options.log.warn({ tasks: this.running.size, graceMs }, 'grace period over: requeueing the tasks still running');
+      for (const r of this.running.values()) {
+        r.reason ??= 'shutdown';
+        r.controller.abort();
+      }
+    }, graceMs);
+    try {
+      await this.consumer?.cancel();
+      this.consumer = undefined;
+      await Promise.allSettled([...this.inflight]);
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.control?.cancel();
+    this.control = undefined;
   }
 
   private async handle(content: Buffer): Promise<void> {
@@ -65,6 +103,10 @@ export class Worker {
       throw err;
     }
     const log = this.options.log.child({ run: msg.run, task: msg.task, attempt: msg.attempt });
+    if (this.cancelled.has(msg.run)) {
+      log.info({}, 'run was cancelled; task dropped unrun');
+      return;
+    }
     const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: this.host, worker: this.id };
     const publish = (event: TaskEvent) => this.options.queue.publish('done', event);
 
@@ -84,8 +126,12 @@ export class Worker {
     await publish({ ...base, kind: 'started', image: imageName, at: new Date().toISOString() });
     log.debug({ argv: msg.argv }, 'task started');
     let result;
+    const key = `${msg.run}/${msg.task}/${msg.attempt}`;
+    const entry: { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' } = { run: msg.run, controller: new AbortController() };
+    this.running.set(key, entry);
     try {
       result = await this.options.executor.run({
+        signal: entry.controller.signal,
         image,
         argv: msg.argv,
         timeoutMs: msg.timeoutMs,
@@ -104,6 +150,13 @@ export class Worker {
       const error = `${this.options.executor.kind} executor: ${(err as Error).message}`;
       log.error({ err: (err as Error).message }, 'task could not run');
       await publish({ ...base, kind: 'finished', image: imageName, at: new Date().toISOString(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
+      return;
+    } finally {
+      this.running.delete(key);
+    }
+    if (result.aborted) {
+      if (entry.reason === 'shutdown') throw new RequeueError(`${key}: worker shutting down`);
+      log.info({}, 'task killed: its run was cancelled');
       return;
     }
     log.info({ exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut }, 'task finished');

@@ -13,7 +13,7 @@ import { runIdFor } from '../../src/core/ids.js';
 import { prefixedQueues } from '../../src/core/settings.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
-import { readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
+import { gitjobs, readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
 import { AMQP_URL, git, gitAsync, startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -57,7 +57,7 @@ async function pushTo(url: string, file: string, project: unknown): Promise<stri
 
 /** A transition that ends a task: succeeded, or failed with no attempt left. */
 function endsTask(subject: string): boolean {
-  if (/running -> succeeded \(/.test(subject)) return true;
+  if (/running -> succeeded \(/.test(subject) || / -> cancelled \(/.test(subject)) return true;
   if (!/running -> failed \(/.test(subject)) return false;
   const m = /attempt (\d+)\/(\d+)\)$/.exec(subject);
   return !m || m[1] === m[2];
@@ -68,11 +68,11 @@ function checkStory(view: { run: RunRecord; tasks: TaskRecord[]; log: string[] }
   const { run, log } = view;
   expect(run.doneCommit).toBeTruthy();
   expect(log[0]).toMatch(new RegExp(`^${run.id}: queued`));
-  expect(log.at(-1)).toMatch(new RegExp(`^${run.id}: running -> (succeeded|failed)`));
+  expect(log.at(-1)).toMatch(new RegExp(`^${run.id}: (running|queued) -> (succeeded|failed|cancelled)`));
   for (const t of view.tasks) {
     const own = log.filter((s) => s.startsWith(`${run.id}/${t.id}: `));
     expect(own.filter(endsTask), `${t.id}: ${own.join(' | ')}`).toHaveLength(1);
-    expect(own[0]).toMatch(/queued -> running/);
+    expect(own[0]).toMatch(/queued -> (running|cancelled)/);
     expect(endsTask(own.at(-1)!)).toBe(true);
   }
 }
@@ -198,6 +198,29 @@ describe('faults', () => {
     expect(git(doneDir, 'log', '--format=%s', 'main').trim().split('\n').filter((l) => runs.some((r) => l.startsWith(r)))).toHaveLength(3);
   });
 
+  it('a worker stopped with SIGTERM lets its tasks run for --grace, then gives them back to another worker', async () => {
+    const h = home();
+    const p = prefix();
+    const server = track(await startUp(h, p, 0));
+    const w1 = track(await gitjobs(['worker', '--workers', '2', '--grace', '1s', '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+    const commit = await pushTo(server.url, 'projects/grace.json', sleepy(2, 4));
+    const runId = runIdFor('projects/grace.json', commit);
+    await waitFor('both tasks running', async () => (await readRun(h, runId))?.tasks.every((t) => t.state === 'running'));
+    const stopped = Date.now();
+    w1.child.kill('SIGTERM');
+    expect(await w1.exited).toBe(0);
+    expect(Date.now() - stopped).toBeLessThan(4000);
+    track(await startWorker(p, path.join(h, 'w2'), 2));
+    const view = await waitFor('the run to finish', async () => {
+      const v = await readRun(h, runId);
+      return v?.run.doneCommit ? v : undefined;
+    });
+    expect(view.run.state).toBe('succeeded');
+    expect(await resultText(h, runId)).toBe(expected(2));
+    checkStory(view);
+    expect(view.log.filter((s) => / running -> running \(attempt 1\/1 redelivered/.test(s))).toHaveLength(2);
+  });
+
   describe('in one process', () => {
     let stack: Stack;
     const start = async () => {
@@ -257,6 +280,51 @@ describe('faults', () => {
         expect.stringMatching(/running -> succeeded \(exit 0, \d+\.\d\ds, attempt 3\/3\)$/),
       ]);
       expect(await stack.running.queue.take('dead')).toBeUndefined();
+    });
+
+    it('a run cancelled halfway: running containers are killed, queued tasks end cancelled, the result says so', async () => {
+      await start();
+      const commit = await stack.push({ 'projects/cancel.json': JSON.stringify({ tasks: [{ id: 'quick', run: 'echo quick' }, ...sleepy(5, 20).tasks] }) });
+      const runId = runIdFor('projects/cancel.json', commit);
+      await waitFor('quick done and two running', async () => {
+        const v = await stack.readRun(runId);
+        return v && v.tasks[0]!.state === 'succeeded' && v.tasks.filter((t) => t.state === 'running').length === 2;
+      });
+      const res = await fetch(`${stack.running.url}/api/runs/${runId}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'changed my mind' }) });
+      expect(res.status).toBe(202);
+      expect(await res.json()).toEqual({ cancelled: true, tasks: 5 });
+      const view = await stack.waitForRun(runId);
+      expect(view.run.state).toBe('cancelled');
+      expect(view.tasks.map((t) => t.state)).toEqual(['succeeded', 'cancelled', 'cancelled', 'cancelled', 'cancelled', 'cancelled']);
+      const { json, text } = await stack.result(runId);
+      expect(json.state).toBe('cancelled');
+      expect(text).toBe('CANCELLED: cancelled (changed my mind): 1 of 6 tasks had finished\n');
+      const docker = new Docker();
+      await waitFor('containers killed', async () => (await docker.listContainers({ all: true, filters: { label: [`io.gitjobs.run=${runId}`] } })).length === 0, 10_000);
+      const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(runId)).reverse();
+      expect(log.filter((s) => s.endsWith('running -> cancelled (changed my mind)'))).toHaveLength(2);
+      expect(log.filter((s) => s.endsWith('queued -> cancelled (changed my mind)'))).toHaveLength(3);
+      checkStory({ ...view, log });
+      expect((await fetch(`${stack.running.url}/api/runs/${runId}/cancel`, { method: 'POST' })).status).toBe(409);
+    });
+
+    it('deleting the project file cancels its run', async () => {
+      await start();
+      const dir = await stack.clone('tache_a_faire');
+      fs.writeFileSync(path.join(dir, 'projects/gone.json'), JSON.stringify(sleepy(2, 20)));
+      git(dir, 'add', '-A');
+      git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'add');
+      await gitAsync(dir, 'push', '-q', 'origin', 'main');
+      const runId = runIdFor('projects/gone.json', git(dir, 'rev-parse', 'HEAD').trim());
+      await waitFor('running', async () => (await stack.readRun(runId))?.tasks.some((t) => t.state === 'running'));
+      git(dir, 'rm', '-q', 'projects/gone.json');
+      git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'remove');
+      await gitAsync(dir, 'push', '-q', 'origin', 'main');
+      const deletion = git(dir, 'rev-parse', 'HEAD').trim();
+      const view = await stack.waitForRun(runId);
+      expect(view.run.state).toBe('cancelled');
+      expect(view.tasks.every((t) => t.state === 'cancelled')).toBe(true);
+      expect(view.tasks[0]!.error).toBe(`cancelled: projects/gone.json deleted in ${deletion.slice(0, 7)}`);
     });
   });
 });

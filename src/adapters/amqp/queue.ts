@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
-import { ServiceUnavailableError } from '../../core/errors.js';
+import { RequeueError, ServiceUnavailableError } from '../../core/errors.js';
 import type { Consumer, Queue, QueueName } from '../../core/ports.js';
 import type { Settings } from '../../core/settings.js';
 
@@ -34,7 +34,8 @@ export interface AmqpQueueOptions {
 }
 
 interface Subscription {
-  queue: QueueName;
+  /** A queue, or the control exchange (each subscriber gets its own exclusive queue). */
+  queue: QueueName | 'control';
   prefetch: number;
   handler: (content: Buffer) => Promise<void>;
   channel?: Channel;
@@ -131,11 +132,24 @@ export class AmqpQueue implements Queue {
 
   private async declare(channel: Channel): Promise<void> {
     const args = this.options.queueType === 'classic' ? {} : { 'x-queue-type': 'quorum' };
-    for (const name of Object.values(this.options.queues)) await channel.assertQueue(name, { durable: true, arguments: args });
+    const { control, ...queues } = this.options.queues;
+    for (const name of Object.values(queues)) await channel.assertQueue(name, { durable: true, arguments: args });
+    await channel.assertExchange(control, 'fanout', { durable: true });
   }
 
   private name(queue: QueueName): string {
     return this.options.queues[queue];
+  }
+
+  async broadcast(body: unknown): Promise<void> {
+    const channel = await this.ready();
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(this.options.queues.control, '', Buffer.from(JSON.stringify(body)), { contentType: 'application/json' }, (err) => (err ? reject(new Error(String(err))) : resolve())),
+    );
+  }
+
+  async onBroadcast(handler: (content: Buffer) => void): Promise<Consumer> {
+    return this.consume('control' as QueueName, { prefetch: 16 }, async (content) => handler(content));
   }
 
   /** Resolves once the broker has confirmed the message; waits through outages. */
@@ -183,7 +197,15 @@ export class AmqpQueue implements Queue {
     channel.on('error', () => undefined);
     await channel.prefetch(s.prefetch);
     s.channel = channel;
-    const name = this.name(s.queue);
+    let name: string;
+    if (s.queue === 'control') {
+      // Each subscriber gets its own queue on the fanout exchange, gone with its connection.
+      const q = await channel.assertQueue('', { exclusive: true, autoDelete: true });
+      await channel.bindQueue(q.queue, this.options.queues.control, '');
+      name = q.queue;
+    } else {
+      name = this.name(s.queue);
+    }
     // After the channel closes the broker requeues whatever was not acked; acking then is neither possible nor needed.
     const settle = (fn: () => void) => {
       try {
@@ -213,6 +235,7 @@ export class AmqpQueue implements Queue {
         const done = s.handler(msg.content).then(
           () => settle(() => channel.ack(msg)),
           (err: Error) => {
+            if (err instanceof RequeueError) return settle(() => channel.nack(msg, false, true));
             this.options.log?.error({ queue: name, err: err.message }, 'handler failed; message requeued');
             // Give the failing cause a moment before the message comes back.
             return sleep(1000).then(() => settle(() => channel.nack(msg, false, true)));
@@ -243,7 +266,9 @@ export class AmqpQueue implements Queue {
   async deleteQueues(): Promise<void> {
     for (const sub of this.subscriptions) sub.cancelled = true;
     const channel = await this.ready();
-    for (const name of Object.values(this.options.queues)) await channel.deleteQueue(name);
+    const { control, ...queues } = this.options.queues;
+    for (const name of Object.values(queues)) await channel.deleteQueue(name);
+    await channel.deleteExchange(control);
   }
 
   async close(): Promise<void> {

@@ -145,16 +145,24 @@ export class DockerExecutor implements Executor {
         timedOut = true;
         container.kill().catch(() => undefined);
       }, request.timeoutMs);
+      let aborted = false;
+      const abort = () => {
+        aborted = true;
+        container.kill().catch(() => undefined);
+      };
+      if (request.signal?.aborted) abort();
+      request.signal?.addEventListener('abort', abort);
       let exitCode: number | null;
       try {
         exitCode = (await container.wait()).StatusCode;
       } finally {
         clearTimeout(timer);
+        request.signal?.removeEventListener('abort', abort);
       }
       // The attach stream can trail the exit by a moment; do not wait forever.
       await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
       const out = capture.result();
-      return { exitCode: timedOut ? null : exitCode, ...out, durationMs: Date.now() - started, timedOut };
+      return { exitCode: timedOut || aborted ? null : exitCode, ...out, durationMs: Date.now() - started, timedOut, ...(aborted ? { aborted } : {}) };
     } finally {
       await container.remove({ force: true }).catch(() => undefined);
     }

@@ -32,23 +32,34 @@ export class ProcessExecutor implements Executor {
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir(), LANG: 'C.UTF-8', ...request.env },
       });
       let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
+      let aborted = false;
+      const killGroup = () => {
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
           /* already gone */
         }
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup();
       }, request.timeoutMs);
+      const abort = () => {
+        aborted = true;
+        killGroup();
+      };
+      if (request.signal?.aborted) abort();
+      request.signal?.addEventListener('abort', abort);
       child.stdout.on('data', (d: Buffer) => capture.add(d, true));
       child.stderr.on('data', (d: Buffer) => capture.add(d, false));
       let spawnError: Error | undefined;
       child.on('error', (err) => (spawnError = err));
       child.on('close', (code) => {
         clearTimeout(timer);
+        request.signal?.removeEventListener('abort', abort);
         const out = capture.result();
         if (spawnError) out.output += `gitjobs: could not start ${cmd}: ${spawnError.message}\n`;
-        resolve({ exitCode: timedOut ? null : spawnError ? 127 : code, ...out, durationMs: Date.now() - started, timedOut });
+        resolve({ exitCode: timedOut || aborted ? null : spawnError ? 127 : code, ...out, durationMs: Date.now() - started, timedOut, ...(aborted ? { aborted } : {}) });
       });
     });
   }

@@ -1,7 +1,7 @@
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
 import { parseDuration } from '../../core/duration.js';
-import { amqpUrl, executorKind, home, port, positiveInt, remoteForge, settingsFrom, str, UsageError, webhookSecret, type Flags } from '../options.js';
+import { amqpUrl, executorKind, home, port, positiveInt, remoteForge, settingsFrom, str, graceMs, UsageError, webhookSecret, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
 
 export async function upCommand(flags: Flags): Promise<number> {
@@ -27,6 +27,8 @@ export async function upCommand(flags: Flags): Promise<number> {
     amqpUrl: amqpUrl(flags),
     settings,
     logger,
+    graceMs: graceMs(flags),
+    ...(process.env.GITJOBS_API_TOKEN ? { apiToken: process.env.GITJOBS_API_TOKEN } : {}),
     ...(publicUrl ? { publicUrl } : {}),
   });
   const lines = [

@@ -1,6 +1,6 @@
 import { workerOnly } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
-import { amqpUrl, executorKind, positiveInt, settingsFrom, str, type Flags } from '../options.js';
+import { amqpUrl, executorKind, positiveInt, settingsFrom, str, graceMs, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
 
 export async function workerCommand(flags: Flags): Promise<number> {
@@ -13,6 +13,7 @@ export async function workerCommand(flags: Flags): Promise<number> {
     amqpUrl: amqpUrl(flags),
     settings,
     logger,
+    graceMs: graceMs(flags),
     ...(cacheDir ? { cacheDir } : {}),
   });
   process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);

@@ -1,0 +1,34 @@
+/**
+ * Reads runs and tasks out of a tracking tree at one commit, from any
+ * source that can read files: the local store, a fetched mirror.
+ */
+import { layout } from './layout.js';
+import { progress, type RunRecord } from './run.js';
+import type { TaskRecord } from './task.js';
+
+export interface TreeSource {
+  readFile(commit: string, path: string): Promise<string | undefined>;
+  listDir(commit: string, path: string): Promise<string[]>;
+}
+
+export interface RunView {
+  run: RunRecord;
+  tasks: TaskRecord[];
+  progress: { done: number; failed: number; total: number };
+}
+
+export async function readRunView(source: TreeSource, commit: string, runId: string): Promise<RunView | undefined> {
+  const text = await source.readFile(commit, layout.runFile(runId));
+  if (text === undefined) return undefined;
+  const run = JSON.parse(text) as RunRecord;
+  const tasks: TaskRecord[] = [];
+  for (const id of run.tasks) {
+    const t = await source.readFile(commit, layout.taskFile(runId, id));
+    if (t !== undefined) tasks.push(JSON.parse(t) as TaskRecord);
+  }
+  return { run, tasks, progress: progress(tasks) };
+}
+
+export async function listRunIds(source: TreeSource, commit: string): Promise<string[]> {
+  return source.listDir(commit, 'projects');
+}

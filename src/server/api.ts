@@ -1,0 +1,70 @@
+/**
+ * The JSON API: runs and tasks read from tracking (the system of record),
+ * and cancellation. Routes validate, call the core and answer.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { CancelOutcome } from '../collector/collector.js';
+import { listRunIds, readRunView, type TreeSource } from '../core/run-reader.js';
+import type { GitStore } from '../core/ports.js';
+import { isValidId } from '../core/ids.js';
+
+export interface ApiOptions {
+  store: GitStore;
+  trackingRepo: string;
+  cancel: (runId: string, reason: string) => Promise<CancelOutcome>;
+  /** Bearer token for endpoints that change anything; without one, only loopback clients may. */
+  apiToken: string | undefined;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+/** Endpoints that change anything: the bearer token when one is set, else loopback only. */
+export function authorise(request: FastifyRequest, reply: FastifyReply, apiToken: string | undefined): boolean {
+  if (apiToken) {
+    const m = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+    if (m && sameSecret(m[1]!, apiToken)) return true;
+    void reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'this endpoint needs `Authorization: Bearer <GITJOBS_API_TOKEN>`' });
+    return false;
+  }
+  if (/^(127\.|::1$|::ffff:127\.)/.test(request.ip)) return true;
+  void reply.code(403).send({ error: 'set GITJOBS_API_TOKEN to allow changes from other hosts' });
+  return false;
+}
+
+export function registerApi(app: FastifyInstance, options: ApiOptions): void {
+  const { store, trackingRepo } = options;
+  const source: TreeSource = { readFile: (c, p) => store.readFile(trackingRepo, c, p), listDir: (c, p) => store.listDir(trackingRepo, c, p) };
+
+  app.get('/api/runs', async () => {
+    const head = await store.head(trackingRepo);
+    if (!head) return { runs: [] };
+    const runs = [];
+    for (const id of await listRunIds(source, head)) {
+      const v = await readRunView(source, head, id);
+      if (v) runs.push({ id, project: v.run.project, file: v.run.file, state: v.run.state, todoCommit: v.run.todoCommit, createdAt: v.run.createdAt, finishedAt: v.run.finishedAt, progress: v.progress });
+    }
+    runs.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return { tracking: head, runs };
+  });
+
+  app.get<{ Params: { run: string } }>('/api/runs/:run', async (request, reply) => {
+    if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
+    const head = await store.head(trackingRepo);
+    const view = head && (await readRunView(source, head, request.params.run));
+    if (!view) return reply.code(404).send({ error: `no run ${request.params.run} in ${trackingRepo}` });
+    return { tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t) };
+  });
+
+  app.post<{ Params: { run: string }; Body: { reason?: string } | undefined }>('/api/runs/:run/cancel', async (request, reply) => {
+    if (!authorise(request, reply, options.apiToken)) return reply;
+    if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
+    const reason = typeof request.body?.reason === 'string' && request.body.reason.trim() ? request.body.reason.trim().slice(0, 200) : 'cancelled through the API';
+    const r = await options.cancel(request.params.run, reason);
+    if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${request.params.run}` });
+    if (r.outcome === 'finished') return reply.code(409).send({ error: `run ${request.params.run} is already ${r.state}` });
+    return reply.code(202).send({ cancelled: true, tasks: r.tasks });
+  });
+}
