@@ -202,6 +202,7 @@ export async function up(options: UpOptions): Promise<Running> {
         concurrency: options.workers,
         outputCap: settings.outputCap,
         log: logger,
+        lease: settings,
       });
       await worker.start();
       cleanup.push(() => worker.stop(options.graceMs));
@@ -238,6 +239,7 @@ export async function workerOnly(options: WorkerProcessOptions): Promise<{ stop(
     concurrency: options.workers,
     outputCap: settings.outputCap,
     log: logger,
+    lease: settings,
   });
   await worker.start();
   return {

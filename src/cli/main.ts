@@ -61,6 +61,9 @@ Common options:
   --base-image IMAGE    image worker Dockerfiles build FROM (env GITJOBS_BASE_IMAGE,
                         default gitjobs-base:latest, made by docker/base/build.sh)
   --log-level LEVEL     fatal, error, warn, info, debug, trace or silent (default info)
+  --consumer-timeout D  RabbitMQ's consumer_timeout (env GITJOBS_CONSUMER_TIMEOUT, default 30m). Tasks
+                        whose timeout exceeds half of it are acked at start and held by heartbeats
+                        (every GITJOBS_HEARTBEAT, default 10s; three missed and the attempt is lost).
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
   --port N              HTTP port (env GITJOBS_PORT, default 8080)
   --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)

@@ -16,8 +16,17 @@ export const COMMON_FLAGS = {
   branch: { type: 'string' },
   'base-image': { type: 'string' },
   'log-level': { type: 'string' },
+  'consumer-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function durationSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number): number {
+  const raw = str(flags, flag) ?? envValue;
+  if (raw === undefined) return fallback;
+  const ms = parseDuration(raw);
+  if (ms === undefined) throw new UsageError(`--${flag} must be a duration such as 30m, not ${JSON.stringify(raw)}`);
+  return ms;
+}
 
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -39,6 +48,8 @@ export function settingsFrom(flags: Flags, env = process.env): Settings {
     branch: str(flags, 'branch') ?? env.GITJOBS_BRANCH ?? d.branch,
     queues: prefixedQueues(str(flags, 'queue-prefix') ?? env.GITJOBS_QUEUE_PREFIX),
     baseImage: str(flags, 'base-image') ?? env.GITJOBS_BASE_IMAGE ?? d.baseImage,
+    consumerTimeoutMs: durationSetting(flags, 'consumer-timeout', env.GITJOBS_CONSUMER_TIMEOUT, d.consumerTimeoutMs),
+    heartbeatMs: durationSetting(flags, 'heartbeat', env.GITJOBS_HEARTBEAT, d.heartbeatMs),
   };
 }
 

@@ -16,6 +16,7 @@ import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
 import type { Consumer, FileChange, GitStore, Queue, RunObserver } from '../core/ports.js';
 import { allFinal, progress, type RunRecord } from '../core/run.js';
 import { retryDelay, type Settings } from '../core/settings.js';
+import { formatDuration } from '../core/duration.js';
 import { isFinal, type TaskRecord } from '../core/task.js';
 import { applyEvent, cancelTask, completeRun, requeue, runFinishedCommit, runRecordChange, runStarted, type RunResult } from '../core/tracking.js';
 import { todoFor } from '../dispatcher/dispatcher.js';
@@ -52,14 +53,34 @@ export class Collector {
   private chain: Promise<unknown> = Promise.resolve();
   private consumer: Consumer | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Leased attempts (acked at start, held by heartbeats): when each is lost if no heartbeat comes. */
+  private readonly leases = new Map<string, { run: string; task: string; attempt: number; leaseMs: number; expires: number }>();
+  private reaper: NodeJS.Timeout | undefined;
+  private control: Consumer | undefined;
 
   constructor(private readonly options: CollectorOptions) {}
 
   async start(): Promise<void> {
     this.consumer = await this.options.queue.consume('done', { prefetch: this.options.prefetch ?? 64 }, (content) => this.handle(content));
+    this.control = await this.options.queue.onBroadcast((content) => {
+      let msg: { kind?: string; run?: string; task?: string; attempt?: number };
+      try {
+        msg = JSON.parse(content.toString('utf8'));
+      } catch {
+        return;
+      }
+      if (msg.kind !== 'heartbeat') return;
+      const lease = this.leases.get(`${msg.run}/${msg.task}/${msg.attempt}`);
+      if (lease) lease.expires = Date.now() + lease.leaseMs;
+    });
+    const every = Math.max(200, Math.min(5000, this.options.settings.heartbeatMs));
+    this.reaper = setInterval(() => void this.reapLeases(), every);
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.reaper);
+    await this.control?.cancel();
+    this.control = undefined;
     await this.consumer?.cancel();
     this.consumer = undefined;
     // Retries waiting for their backoff are in tracking as queued: `recover` sends them at the next start.
@@ -90,6 +111,40 @@ export class Collector {
       }
       throw err;
     }
+    const key = `${event.run}/${event.task}/${event.attempt}`;
+    if (event.kind === 'heartbeat') {
+      const lease = this.leases.get(key);
+      if (lease) lease.expires = Date.now() + lease.leaseMs;
+      return;
+    }
+    if (event.kind === 'started' && event.leaseMs) this.leases.set(key, { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs, expires: Date.now() + event.leaseMs });
+    if (event.kind === 'finished') this.leases.delete(key);
+    await this.applyWithRetries(event);
+  }
+
+  /**
+   * A leased attempt whose heartbeats stopped: its worker is gone. It fails
+   * as `worker lost`, and its retries apply.
+   */
+  private async reapLeases(): Promise<void> {
+    const now = Date.now();
+    for (const [key, lease] of this.leases) {
+      if (lease.expires > now) continue;
+      this.leases.delete(key);
+      await this.exclusive(async () => {
+        const state = await this.load(lease.run);
+        const task = state?.tasks.get(lease.task);
+        if (!task || task.state !== 'running' || task.attempts !== lease.attempt) return;
+        const error = `worker lost: no heartbeat from ${task.worker?.id ?? task.worker?.host ?? 'its worker'} for ${formatDuration(lease.leaseMs)}`;
+        this.options.log.warn({ run: lease.run, task: lease.task, attempt: lease.attempt }, error);
+        const at = new Date().toISOString();
+        const started = task.startedAt ? Date.parse(task.startedAt) : now;
+        await this.applyWithRetries({ v: 1, kind: 'finished', run: lease.run, task: lease.task, attempt: lease.attempt, host: task.worker?.host ?? 'unknown', ...(task.worker?.id ? { worker: task.worker.id } : {}), image: task.worker?.image ?? 'unknown', at, exitCode: null, durationMs: Math.max(0, now - started), timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
+      }).catch((err: Error) => this.options.log.error({ run: lease.run, task: lease.task, err: err.message }, 'could not record a lost worker'));
+    }
+  }
+
+  private async applyWithRetries(event: TaskEvent): Promise<void> {
     const log = this.options.log.child({ run: event.run, task: event.task, attempt: event.attempt });
     for (let attempt = 1; ; attempt++) {
       try {
@@ -289,6 +344,12 @@ export class Collector {
       if (isFinal(task)) continue;
       if (task.state === 'failed') {
         report.requeued++; // afterChange below queues it again
+        continue;
+      }
+      if (task.state === 'running' && task.leaseMs) {
+        // Held by heartbeats, not by a message: if its worker is alive they resume; if not, the lease runs out.
+        const key = `${runId}/${id}/${task.attempts}`;
+        this.leases.set(key, { run: runId, task: id, attempt: task.attempts, leaseMs: task.leaseMs, expires: Date.now() + task.leaseMs });
         continue;
       }
       // queued: the next attempt; running: the same attempt again (its worker may be gone).

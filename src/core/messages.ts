@@ -36,7 +36,14 @@ const eventBase = {
 };
 
 export const taskEvent = z.discriminatedUnion('kind', [
-  z.object({ ...eventBase, kind: z.literal('started') }),
+  z.object({
+    ...eventBase,
+    kind: z.literal('started'),
+    /** The worker acked its TODO message and holds the attempt by heartbeats: lost if they stop for this long (ms). */
+    leaseMs: z.number().positive().optional(),
+  }),
+  /** Sent while a leased attempt runs; not a transition, never committed. */
+  z.object({ ...eventBase, kind: z.literal('heartbeat') }),
   z.object({
     ...eventBase,
     kind: z.literal('finished'),

@@ -56,8 +56,12 @@ export interface Queue {
   /** Tells every live worker (fanout, not kept for those that start later). */
   broadcast(body: unknown): Promise<void>;
   onBroadcast(handler: (content: Buffer) => void): Promise<Consumer>;
-  /** Acks a message after the handler resolves; requeues it if the handler throws. */
-  consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer) => Promise<void>): Promise<Consumer>;
+  /**
+   * Acks a message after the handler resolves; requeues it if the handler
+   * throws. A handler may call `ackNow` to ack early (a task that will run
+   * longer than the broker lets a delivery stay unacked).
+   */
+  consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer, ackNow: () => void) => Promise<void>): Promise<Consumer>;
   close(): Promise<void>;
 }
 

@@ -20,6 +20,14 @@ export interface Settings {
   /** Backoff before retry n is retryBaseMs * 2^(n-1), at most retryMaxMs. */
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * RabbitMQ's consumer_timeout (default 30 min). A task whose timeout comes
+   * near it is not held unacked: its worker acks at start and holds the
+   * attempt by heartbeats every heartbeatMs; three missed ones and the
+   * attempt counts as lost.
+   */
+  consumerTimeoutMs: number;
+  heartbeatMs: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -32,7 +40,14 @@ export const DEFAULT_SETTINGS: Settings = {
   baseImage: 'gitjobs-base:latest',
   retryBaseMs: 2000,
   retryMaxMs: 5 * 60_000,
+  consumerTimeoutMs: 30 * 60_000,
+  heartbeatMs: 10_000,
 };
+
+/** Whether a task may outlive the broker's patience with an unacked delivery (room left for the image build). */
+export function needsLease(settings: Pick<Settings, 'consumerTimeoutMs'>, taskTimeoutMs: number): boolean {
+  return taskTimeoutMs > settings.consumerTimeoutMs / 2;
+}
 
 export function retryDelay(settings: Pick<Settings, 'retryBaseMs' | 'retryMaxMs'>, failedAttempt: number): number {
   return Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** Math.max(0, failedAttempt - 1));

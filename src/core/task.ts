@@ -50,6 +50,8 @@ export interface TaskRecord {
   /** Why the task failed when it is not just its exit code (timeout, image build, worker error). */
   error?: string;
   worker?: { host: string; image: string; id?: string };
+  /** Set when the running attempt is held by heartbeats rather than an unacked message. */
+  leaseMs?: number;
   /** The last few KiB of stdout and stderr; the whole is in `logs/<task>.log`. */
   outputTail?: string;
   /** Whole stdout, for the reducer; when large it is in `stdoutFile` instead. */

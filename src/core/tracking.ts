@@ -122,6 +122,7 @@ export function applyEvent(run: RunRecord, task: TaskRecord, event: TaskEvent): 
     Image: event.image,
     Attempt: `${event.attempt}/${task.maxAttempts}`,
   };
+  if (event.kind === 'heartbeat') return [{ kind: 'ignored', reason: 'heartbeats are not transitions' }];
   if (isFinal(task)) return [{ kind: 'ignored', reason: `task is already ${task.state}` }];
   if (event.attempt < task.attempts) return [{ kind: 'ignored', reason: `attempt ${event.attempt} is stale (task is at attempt ${task.attempts})` }];
 
@@ -132,6 +133,7 @@ export function applyEvent(run: RunRecord, task: TaskRecord, event: TaskEvent): 
     event.kind === 'started' && current.state === 'running' && event.attempt === current.attempts && event.worker !== undefined && current.worker?.id !== undefined && current.worker.id !== event.worker;
   if (takeover) {
     const next: TaskRecord = { ...current, startedAt: event.at, worker: { host: event.host, image: event.image, id: event.worker! } };
+    if (event.kind === 'started' && event.leaseMs) next.leaseMs = event.leaseMs;
     return [
       {
         kind: 'applied',
@@ -149,6 +151,8 @@ export function applyEvent(run: RunRecord, task: TaskRecord, event: TaskEvent): 
     if (!startNeeded) return [{ kind: 'ignored', reason: `already ${current.state} at attempt ${current.attempts}` }];
     assertTransition(`${run.id}/${task.id}`, 'queued', 'running');
     const next: TaskRecord = { ...current, state: 'running', attempts: event.attempt, startedAt: event.at, worker: { host: event.host, image: event.image, ...(event.worker ? { id: event.worker } : {}) } };
+    if (event.kind === 'started' && event.leaseMs) next.leaseMs = event.leaseMs;
+    else delete next.leaseMs;
     delete next.finishedAt;
     delete next.exitCode;
     delete next.durationMs;
@@ -191,6 +195,7 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     worker: { host: event.host, image: event.image, ...(event.worker ? { id: event.worker } : {}) },
   };
   delete next.notBefore;
+  delete next.leaseMs;
   if (error) next.error = error;
   else delete next.error;
   delete next.stdoutFile;

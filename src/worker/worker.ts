@@ -8,6 +8,7 @@ import { MessageError, RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { decode, todoMessage, type TaskEvent, type TodoMessage } from '../core/messages.js';
 import type { Consumer, Executor, Queue } from '../core/ports.js';
+import { needsLease, type Settings } from '../core/settings.js';
 import type { ConfigSource } from './config-source.js';
 
 export interface WorkerOptions {
@@ -18,6 +19,8 @@ export interface WorkerOptions {
   outputCap: number;
   log: Logger;
   host?: string;
+  /** The broker's consumer timeout and the heartbeat period of leased attempts. */
+  lease: Pick<Settings, 'consumerTimeoutMs' | 'heartbeatMs'>;
 }
 
 export class Worker {
@@ -59,8 +62,8 @@ export class Worker {
         r.controller.abort();
       }
     });
-    this.consumer = await this.options.queue.consume('todo', { prefetch: this.options.concurrency }, (content) => {
-      const p = this.handle(content);
+    this.consumer = await this.options.queue.consume('todo', { prefetch: this.options.concurrency }, (content, ackNow) => {
+      const p = this.handle(content, ackNow);
       this.inflight.add(p);
       return p.finally(() => this.inflight.delete(p));
     });
@@ -91,7 +94,7 @@ export class Worker {
     this.control = undefined;
   }
 
-  private async handle(content: Buffer): Promise<void> {
+  private async handle(content: Buffer, ackNow: () => void): Promise<void> {
     let msg: TodoMessage;
     try {
       msg = decode(todoMessage, 'TODO', content);
@@ -123,8 +126,20 @@ export class Worker {
       return;
     }
     const imageName = this.options.executor.kind === 'docker' ? image : `${this.options.executor.kind} (unsandboxed)`;
-    await publish({ ...base, kind: 'started', image: imageName, at: new Date().toISOString() });
-    log.debug({ argv: msg.argv }, 'task started');
+    // A task that may outlive the broker's consumer_timeout is not held unacked (the broker would hand it to
+    // another worker while it still runs): it is acked now and held by heartbeats on DONE instead.
+    const leased = needsLease(this.options.lease, msg.timeoutMs);
+    const leaseMs = this.options.lease.heartbeatMs * 3;
+    await publish({ ...base, kind: 'started', image: imageName, at: new Date().toISOString(), ...(leased ? { leaseMs } : {}) });
+    let heartbeat: NodeJS.Timeout | undefined;
+    if (leased) {
+      ackNow();
+      // On the fanout exchange, so that every collector sees every heartbeat.
+      heartbeat = setInterval(() => {
+        this.options.queue.broadcast({ ...base, kind: 'heartbeat', image: imageName, at: new Date().toISOString() }).catch(() => undefined);
+      }, this.options.lease.heartbeatMs);
+    }
+    log.debug({ argv: msg.argv, leased }, 'task started');
     let result;
     const key = `${msg.run}/${msg.task}/${msg.attempt}`;
     const entry: { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' } = { run: msg.run, controller: new AbortController() };
@@ -153,9 +168,14 @@ export class Worker {
       return;
     } finally {
       this.running.delete(key);
+      clearInterval(heartbeat);
     }
     if (result.aborted) {
-      if (entry.reason === 'shutdown') throw new RequeueError(`${key}: worker shutting down`);
+      if (entry.reason === 'shutdown') {
+        // Its message is already acked: hand the attempt on by queueing it again.
+        if (leased) return this.options.queue.publish('todo', msg);
+        throw new RequeueError(`${key}: worker shutting down`);
+      }
       log.info({}, 'task killed: its run was cancelled');
       return;
     }

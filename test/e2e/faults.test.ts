@@ -221,6 +221,71 @@ describe('faults', () => {
     expect(view.log.filter((s) => / running -> running \(attempt 1\/1 redelivered/.test(s))).toHaveLength(2);
   });
 
+  describe('tasks longer than the broker lets a delivery stay unacked', () => {
+    const setBroker = (timeout: number, tick: number) => {
+      execFileSync('rabbitmqctl', ['eval', `application:set_env(rabbit, consumer_timeout, ${timeout}).`], { stdio: 'ignore' });
+      execFileSync('rabbitmqctl', ['eval', `application:set_env(rabbit, channel_tick_interval, ${tick}).`], { stdio: 'ignore' });
+    };
+
+    it('run once with a lease (acked at start, heartbeats), where holding the message would run them twice', async () => {
+      setBroker(2000, 500);
+      cleanups.push(() => setBroker(1_800_000, 60_000));
+      const h = home();
+      const p = prefix();
+      const server = track(await startUp(h, p, 0));
+      const count = path.join(h, 'executions');
+      const project = (name: string) => ({ tasks: [{ id: 'long', run: `echo x >> ${count}-${name}; sleep 6; echo done`, timeout: '60s' }] });
+      // Told the broker's real timeout: the task is leased and runs once.
+      const leased = track(
+        await gitjobs(['worker', '--executor', 'process', '--consumer-timeout', '2s', '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' }, /taking tasks from/),
+      );
+      let commit = await pushTo(server.url, 'projects/leased.json', project('leased'));
+      let runId = runIdFor('projects/leased.json', commit);
+      let view = await waitFor('the leased run', async () => {
+        const v = await readRun(h, runId);
+        return v?.run.doneCommit ? v : undefined;
+      });
+      expect(view.run.state).toBe('succeeded');
+      expect(fs.readFileSync(`${count}-leased`, 'utf8')).toBe('x\n');
+      expect(view.log.filter((s) => / running -> running /.test(s))).toHaveLength(0);
+      checkStory(view);
+      leased.child.kill('SIGTERM');
+      await leased.exited;
+
+      // Not told (it thinks the broker waits 30 minutes): the broker takes the delivery back and it runs again.
+      track(await gitjobs(['worker', '--executor', 'process', '--cache', path.join(h, 'w2')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+      commit = await pushTo(server.url, 'projects/held.json', project('held'));
+      runId = runIdFor('projects/held.json', commit);
+      view = await waitFor('the held run', async () => {
+        const v = await readRun(h, runId);
+        return v?.run.doneCommit ? v : undefined;
+      });
+      expect(fs.readFileSync(`${count}-held`, 'utf8').length).toBeGreaterThanOrEqual(4);
+    });
+
+    it('a leased attempt whose worker is killed is recorded lost when its heartbeats stop, then retried', async () => {
+      const h = home();
+      const p = prefix();
+      const server = track(await startUp(h, p, 0));
+      const env = { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' };
+      const w1 = track(await gitjobs(['worker', '--consumer-timeout', '2s', '--cache', path.join(h, 'w1')], env, /taking tasks from/));
+      const commit = await pushTo(server.url, 'projects/lost.json', { retries: 1, tasks: [{ id: 'long', run: 'sleep 3; echo survived', timeout: '60s' }] });
+      const runId = runIdFor('projects/lost.json', commit);
+      await waitFor('running', async () => (await readRun(h, runId))?.tasks[0]!.state === 'running');
+      w1.child.kill('SIGKILL');
+      await w1.exited;
+      track(await gitjobs(['worker', '--consumer-timeout', '2s', '--cache', path.join(h, 'w2')], env, /taking tasks from/));
+      const view = await waitFor('the run to finish', async () => {
+        const v = await readRun(h, runId);
+        return v?.run.doneCommit ? v : undefined;
+      });
+      expect(view.run.state).toBe('succeeded');
+      expect(await resultText(h, runId)).toBe('survived\n');
+      expect(view.log).toContainEqual(expect.stringMatching(new RegExp(`^${runId}/long: running -> failed \\(worker lost: no heartbeat from \\S+ for 1\\.50s, \\d+\\.\\d\\ds, attempt 1/2\\)$`)));
+      checkStory(view);
+    });
+  });
+
   describe('in one process', () => {
     let stack: Stack;
     const start = async () => {

@@ -37,7 +37,7 @@ interface Subscription {
   /** A queue, or the control exchange (each subscriber gets its own exclusive queue). */
   queue: QueueName | 'control';
   prefetch: number;
-  handler: (content: Buffer) => Promise<void>;
+  handler: (content: Buffer, ackNow: () => void) => Promise<void>;
   channel?: Channel;
   tag?: string;
   inflight: Set<Promise<void>>;
@@ -175,7 +175,7 @@ export class AmqpQueue implements Queue {
     }
   }
 
-  async consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer) => Promise<void>): Promise<Consumer> {
+  async consume(queue: QueueName, options: { prefetch: number }, handler: (content: Buffer, ackNow: () => void) => Promise<void>): Promise<Consumer> {
     const s: Subscription = { queue, prefetch: options.prefetch, handler, inflight: new Set(), cancelled: false };
     this.subscriptions.add(s);
     if (this.model) await this.startConsumer(s);
@@ -194,7 +194,15 @@ export class AmqpQueue implements Queue {
   private async startConsumer(s: Subscription): Promise<void> {
     const model = this.model!;
     const channel = await model.createChannel();
-    channel.on('error', () => undefined);
+    channel.on('error', (err: Error) => this.options.log?.warn({ queue: s.queue, err: err.message }, 'consumer channel closed by the broker'));
+    // A channel can close alone (e.g. a delivery unacked past the broker's consumer_timeout): consume on a new one.
+    channel.on('close', () => {
+      if (s.channel !== channel || s.cancelled || this.closed || !this.model || this.model !== model) return;
+      void sleep(200).then(() => {
+        if (s.channel !== channel || s.cancelled || !this.model) return;
+        this.startConsumer(s).catch((err: Error) => this.options.log?.error({ queue: s.queue, err: err.message }, 'could not resume consuming'));
+      });
+    });
     await channel.prefetch(s.prefetch);
     s.channel = channel;
     let name: string;
@@ -232,9 +240,18 @@ export class AmqpQueue implements Queue {
           });
           return;
         }
-        const done = s.handler(msg.content).then(
-          () => settle(() => channel.ack(msg)),
+        let acked = false;
+        const ackNow = () => {
+          if (!acked) settle(() => channel.ack(msg));
+          acked = true;
+        };
+        const done = s.handler(msg.content, ackNow).then(
+          () => ackNow(),
           (err: Error) => {
+            if (acked) {
+              this.options.log?.error({ queue: name, err: err.message }, 'handler failed after its message was acked');
+              return;
+            }
             if (err instanceof RequeueError) return settle(() => channel.nack(msg, false, true));
             this.options.log?.error({ queue: name, err: err.message }, 'handler failed; message requeued');
             // Give the failing cause a moment before the message comes back.
