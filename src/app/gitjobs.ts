@@ -20,6 +20,7 @@ import { registerWebhooks } from '../server/webhooks.js';
 import { registerApi } from '../server/api.js';
 import { Poller } from './poller.js';
 import { StatusReporter } from './status-reporter.js';
+import { amqpPassword, MaskingGitStore, SecretMasker } from './secrets.js';
 import { ProcessExecutor, UNSANDBOXED_WARNING } from '../adapters/process/executor.js';
 import type { Executor } from '../core/ports.js';
 import type { Settings } from '../core/settings.js';
@@ -67,6 +68,8 @@ export interface UpOptions {
   apiToken?: string;
   /** How long running tasks may finish when stopping, before they are requeued (ms). */
   graceMs?: number;
+  /** Masks secrets in what is committed; made from the secrets above when not given. */
+  masker?: SecretMasker;
 }
 
 export interface Running {
@@ -123,7 +126,11 @@ export async function up(options: UpOptions): Promise<Running> {
     } else {
       store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch);
     }
-    const forge = new BuiltinForge(local, settings.repos, { pushable: remote ? 'none' : 'todo+config' });
+    // With an API token, pushing to the built-in host needs it as password.
+    const forge = new BuiltinForge(local, settings.repos, { pushable: remote ? 'none' : 'todo+config', ...(options.apiToken ? { token: options.apiToken, tokenFor: 'push' as const } : {}) });
+    const masker = options.masker ?? new SecretMasker([options.webhookSecret, options.apiToken, options.forge?.token, amqpPassword(options.amqpUrl)]);
+    // Everything that writes tracking and done goes through the masking store.
+    const masked: GitStore = new MaskingGitStore(store, masker, new Set([settings.repos.tracking, settings.repos.done]));
     if (!remote) {
       const created = await forge.ensureRepos();
       if (created.length) logger.info({ created }, 'repositories created from repos-template');
@@ -153,7 +160,7 @@ export async function up(options: UpOptions): Promise<Running> {
             repos: [settings.repos.todo, settings.repos.config],
             onPush,
           }),
-        (a) => registerApi(a, { store, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
+        (a) => registerApi(a, { store: masked, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
       ],
     });
     await app.listen({ host: options.host, port: options.port });
@@ -166,13 +173,13 @@ export async function up(options: UpOptions): Promise<Running> {
 
     const statuses = remote ? new StatusReporter(remote, settings.repos.todo, options.publicUrl ?? url, logger) : undefined;
     const observer: RunObserver | undefined = statuses;
-    collector = new Collector({ store, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
+    collector = new Collector({ store: masked, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
     await collector.start();
     cleanup.push(() => collector!.stop());
     // Git is the system of record: whatever it says is unfinished goes back on the queues.
     await collector.recover();
 
-    dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, ...(observer ? { observer } : {}) });
+    dispatcher = new Dispatcher({ store: masked, queue, settings, configUrl, log: logger, cancel, ...(observer ? { observer } : {}) });
     forge.onPush(onPush);
 
     let poller: Poller | undefined;

@@ -22,6 +22,8 @@ export interface SubmitOptions {
   /** Name in the todo repository's projects/ folder; default: the file's own name. */
   as?: string;
   author?: { name: string; email: string };
+  /** GITJOBS_API_TOKEN, when the server asks for credentials to push. */
+  token?: string;
 }
 
 export interface Submitted {
@@ -38,6 +40,10 @@ export function repoUrl(base: string, repo: string): string {
   return `${base.replace(/\/+$/, '')}/git/${repo}.git`;
 }
 
+function auth(token: string | undefined) {
+  return token ? { onAuth: () => ({ username: 'gitjobs', password: token }) } : {};
+}
+
 export async function submit(options: SubmitOptions): Promise<Submitted> {
   const content = fs.readFileSync(options.file);
   const name = (options.as ?? path.basename(options.file)).replace(/^\/+/, '');
@@ -46,7 +52,7 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
   try {
     const url = repoUrl(options.url, options.repos.todo);
     try {
-      await git.clone({ fs, http, dir, url, ref: options.branch, singleBranch: true, depth: 1 });
+      await git.clone({ fs, http, dir, url, ref: options.branch, singleBranch: true, depth: 1, ...auth(options.token) });
     } catch (err) {
       throw new SubmitError(`cannot clone ${url}: ${(err as Error).message}. Is \`gitjobs up\` running there?`);
     }
@@ -59,7 +65,15 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
     await git.add({ fs, dir, filepath: target });
     const author = options.author ?? { name: process.env.GIT_AUTHOR_NAME ?? os.userInfo().username, email: process.env.GIT_AUTHOR_EMAIL ?? `${os.userInfo().username}@${os.hostname()}` };
     const commit = await git.commit({ fs, dir, message: `Submit ${target}\n`, author });
-    const pushed = await git.push({ fs, http, dir, url, ref: options.branch, remoteRef: options.branch });
+    let pushed;
+    try {
+      pushed = await git.push({ fs, http, dir, url, ref: options.branch, remoteRef: options.branch, ...auth(options.token) });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'HttpError' && /401/.test((err as Error).message)) {
+        throw new SubmitError(`${url} needs credentials to push: set GITJOBS_API_TOKEN to the server's API token`);
+      }
+      throw err;
+    }
     if (!pushed.ok) throw new SubmitError(`push to ${url} was refused: ${pushed.error ?? JSON.stringify(pushed.refs)}`);
     return { file: target, commit, run: runIdFor(target, commit) };
   } finally {

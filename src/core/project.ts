@@ -23,10 +23,41 @@ export interface Project {
   retries: number;
   reduce: ReducerName;
   tasks: TaskSpec[];
+  /** Lower resource limits than the operator's, when the project asks for them. */
+  limits?: RequestedLimits;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 export const MAX_RETRIES = 10;
+
+/** What a project file from a push may be: beyond these it is refused, saying which rule it broke. */
+export const PROJECT_LIMITS = {
+  fileBytes: 1024 * 1024,
+  tasks: 10_000,
+  /** Characters of a task's command, all arguments together. */
+  commandChars: 16 * 1024,
+  /** Nesting of arrays and objects. */
+  depth: 16,
+  /** Longest task timeout a project may ask for. */
+  timeoutMs: 24 * 3_600_000,
+};
+
+/** Resource limits a project may ask for; never above the operator's. */
+export interface RequestedLimits {
+  memoryBytes?: number;
+  nanoCpus?: number;
+  pids?: number;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+
+export function parseSize(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*$/i.exec(value);
+  if (!m) return undefined;
+  const n = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+  return n > 0 ? n : undefined;
+}
 
 /** A union's own message, or "missing" when the field is not there at all. */
 const unionError = (message: string) => (issue: { input?: unknown }) => (issue.input === undefined ? 'required field is missing' : message);
@@ -38,15 +69,32 @@ const id = z
 
 const duration = z
   .union([z.string(), z.number()], { error: unionError('expected a duration such as "60s", "5m" or a number of seconds') })
-  .refine((v) => parseDuration(v) !== undefined, { error: 'expected a duration such as "500ms", "60s", "5m", "1h" or a number of seconds' });
+  .refine((v) => parseDuration(v) !== undefined, { error: 'expected a duration such as "500ms", "60s", "5m", "1h" or a number of seconds' })
+  .refine((v) => (parseDuration(v) ?? 0) <= PROJECT_LIMITS.timeoutMs, { error: `at most ${PROJECT_LIMITS.timeoutMs / 3_600_000}h` });
 
-const command = z.union(
-  [z.string().min(1, { error: 'must not be empty' }), z.array(z.string()).min(1, { error: 'must name a program' })],
-  { error: unionError('expected a shell command string or an array of strings [program, ...args]') },
-);
+const command = z
+  .union([z.string().min(1, { error: 'must not be empty' }), z.array(z.string()).min(1, { error: 'must name a program' })], {
+    error: unionError('expected a shell command string or an array of strings [program, ...args]'),
+  })
+  .refine((c) => (typeof c === 'string' ? c.length : c.reduce((n, a) => n + a.length + 1, 0)) <= PROJECT_LIMITS.commandChars, {
+    error: `command longer than ${PROJECT_LIMITS.commandChars} characters`,
+  });
+
+const limits = z.strictObject({
+  memory: z
+    .union([z.string(), z.number()])
+    .refine((v) => parseSize(v) !== undefined && parseSize(v)! >= 4 * 1024 * 1024, { error: 'expected a size of at least 4m, such as "256m" or "1g"' })
+    .optional(),
+  cpus: z.number().positive().max(64).optional(),
+  pids: z.number().int().min(8).max(100_000).optional(),
+});
 
 const common = {
-  project: z.string().min(1).max(128).optional(),
+  project: z
+    .string()
+    .refine(isValidId, { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' })
+    .optional(),
+  limits: limits.optional(),
   worker: z.string().refine(isValidId, { error: 'must be a worker folder name: A-Z a-z 0-9 . _ -' }).optional(),
   timeout: duration.optional(),
   retries: z.number().int().min(0).max(MAX_RETRIES).optional(),
@@ -58,7 +106,8 @@ const tasksProject = z.strictObject({
   ...common,
   tasks: z
     .array(z.strictObject({ id, run: command, timeout: duration.optional() }))
-    .min(1, { error: 'a project needs at least one task' }),
+    .min(1, { error: 'a project needs at least one task' })
+    .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` }),
 });
 
 const nqueensProject = z.strictObject({
@@ -71,10 +120,13 @@ const prototypeTask = z.object({
   cmd: z.string().min(1),
   id_projet: z.union([z.string(), z.number()]).optional(),
   id_task: id,
-  phrase: z.string(),
+  phrase: z.string().max(PROJECT_LIMITS.commandChars, { error: `phrase longer than ${PROJECT_LIMITS.commandChars} characters` }),
   url: z.string().optional(),
 });
-const prototypeProject = z.array(prototypeTask).min(1, { error: 'a project needs at least one task' });
+const prototypeProject = z
+  .array(prototypeTask)
+  .min(1, { error: 'a project needs at least one task' })
+  .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` });
 
 /** Formats a JSON path the way people read them: `$.tasks[1].run`. */
 export function jsonPath(path: readonly PropertyKey[]): string {
@@ -95,7 +147,37 @@ function problemsOf(error: z.ZodError): ProjectProblem[] {
   });
 }
 
+/** Where nesting first goes deeper than `max`, found without parsing (a deep document can exhaust a parser). */
+function tooDeep(text: string, max: number): { line: number; column: number } | undefined {
+  let depth = 0;
+  let inString = false;
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+      continue;
+    }
+    if (c === 34) inString = true;
+    else if (c === 10) {
+      line++;
+      lineStart = i + 1;
+    } else if (c === 91 || c === 123) {
+      if (++depth > max) return { line, column: i - lineStart + 1 };
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return undefined;
+}
+
 function parseJson(file: string, text: string): unknown {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > PROJECT_LIMITS.fileBytes) {
+    throw new ProjectError(file, [{ path: '$', message: `file is ${bytes} bytes; a project file may be at most ${PROJECT_LIMITS.fileBytes} bytes` }]);
+  }
+  const deep = tooDeep(text, PROJECT_LIMITS.depth);
+  if (deep) throw new ProjectError(file, [{ path: '$', message: `nested deeper than ${PROJECT_LIMITS.depth} levels (line ${deep.line}, column ${deep.column})` }]);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -162,6 +244,7 @@ export function parseProject(file: string, text: string): Project {
     const p = r.data;
     const timeoutMs = p.timeout !== undefined ? parseDuration(p.timeout)! : DEFAULT_TIMEOUT_MS;
     return {
+      ...requestedLimits(p.limits),
       name: p.project ?? nameFromFile(file),
       format: 'nqueens',
       worker: p.worker ?? 'default',
@@ -186,6 +269,7 @@ export function parseProject(file: string, text: string): Project {
   const dup = duplicates(ids);
   if (dup.length) throw new ProjectError(file, dupProblems(dup, ids, (i) => `$.tasks[${i}].id`));
   return {
+    ...requestedLimits(p.limits),
     name: p.project ?? nameFromFile(file),
     format: 'tasks',
     worker: p.worker ?? 'default',
@@ -198,6 +282,15 @@ export function parseProject(file: string, text: string): Project {
       timeoutMs: t.timeout !== undefined ? parseDuration(t.timeout)! : timeoutMs,
     })),
   };
+}
+
+function requestedLimits(l: z.infer<typeof limits> | undefined): { limits?: RequestedLimits } {
+  if (!l) return {};
+  const out: RequestedLimits = {};
+  if (l.memory !== undefined) out.memoryBytes = parseSize(l.memory)!;
+  if (l.cpus !== undefined) out.nanoCpus = Math.round(l.cpus * 1e9);
+  if (l.pids !== undefined) out.pids = l.pids;
+  return { limits: out };
 }
 
 function dupProblems(dup: string[], ids: string[], at: (i: number) => string): ProjectProblem[] {

@@ -1,4 +1,4 @@
-import type { Project } from './project.js';
+import type { Project, RequestedLimits } from './project.js';
 import type { ReducerName } from './reduce.js';
 import { isFinal, type TaskRecord } from './task.js';
 
@@ -16,6 +16,8 @@ export interface RunRecord {
   configCommit?: string;
   worker?: string;
   reduce?: ReducerName;
+  /** Lower resource limits the project asked for (the operator's apply otherwise). */
+  limits?: RequestedLimits;
   /** Task ids in the order the result is put together. */
   tasks: string[];
   createdAt: string;

@@ -57,3 +57,12 @@ export function retryDelay(settings: Pick<Settings, 'retryBaseMs' | 'retryMaxMs'
 export function prefixedQueues(prefix: string | undefined): Settings['queues'] {
   return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD`, control: `${prefix}.CONTROL` } : { ...DEFAULT_SETTINGS.queues };
 }
+
+/** A project may lower the operator's limits, never raise them. */
+export function effectiveLimits(ceiling: Limits, requested: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined): Limits {
+  return {
+    memoryBytes: Math.min(ceiling.memoryBytes, requested?.memoryBytes ?? Infinity),
+    nanoCpus: Math.min(ceiling.nanoCpus, requested?.nanoCpus ?? Infinity),
+    pids: Math.min(ceiling.pids, requested?.pids ?? Infinity),
+  };
+}

@@ -51,6 +51,7 @@ export function queuedRun(args: {
     configCommit,
     worker: project.worker,
     reduce: project.reduce,
+    ...(project.limits ? { limits: project.limits } : {}),
     tasks: project.tasks.map((t) => t.id),
     createdAt: now,
   };

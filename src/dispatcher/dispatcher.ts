@@ -11,9 +11,12 @@ import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import type { TodoMessage } from '../core/messages.js';
 import type { GitStore, Queue, RunObserver } from '../core/ports.js';
-import { parseProject } from '../core/project.js';
+import { parseProject, PROJECT_LIMITS } from '../core/project.js';
+
+/** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
+export const PUSH_BYTES = 16 * 1024 * 1024;
 import type { RunRecord } from '../core/run.js';
-import type { Settings } from '../core/settings.js';
+import { effectiveLimits, type Settings } from '../core/settings.js';
 import type { TaskRecord } from '../core/task.js';
 import { queuedRun, rejectedRun } from '../core/tracking.js';
 
@@ -38,6 +41,8 @@ export class Dispatcher {
   private chain: Promise<unknown> = Promise.resolve();
   /** The last todo commit dispatched: webhooks and the poller may report overlapping ranges. */
   private dispatched: string | undefined;
+  /** Bytes of project files taken from the push being dispatched. */
+  private pushBytes = 0;
 
   constructor(private readonly options: DispatcherOptions) {}
 
@@ -83,6 +88,7 @@ export class Dispatcher {
     }
     const configCommit = await store.head(settings.repos.config);
     const outcomes: DispatchOutcome[] = [];
+    this.pushBytes = 0;
     for (const { path: file } of changed) {
       outcomes.push(await this.dispatchFile(file, event.after, configCommit));
     }
@@ -131,6 +137,11 @@ export class Dispatcher {
     const text = (await store.readFile(settings.repos.todo, todoCommit, file)) ?? '';
     let project;
     try {
+      const bytes = Buffer.byteLength(text, 'utf8');
+      this.pushBytes += Math.min(bytes, PROJECT_LIMITS.fileBytes + 1);
+      if (bytes <= PROJECT_LIMITS.fileBytes && this.pushBytes > PUSH_BYTES) {
+        throw new ProjectError(file, [{ path: '$', message: `the push carries more than ${PUSH_BYTES} bytes of project files; this one is past the limit, push it again on its own` }]);
+      }
       if (!configCommit) throw new ProjectError(file, [{ path: '$', message: `the ${settings.repos.config} repository has no ${settings.branch} branch to build workers from` }]);
       project = parseProject(file, text);
     } catch (err) {
@@ -159,7 +170,7 @@ export function todoFor(run: RunRecord, task: TaskRecord, settings: Settings, co
     worker: run.worker ?? 'default',
     argv: task.argv,
     timeoutMs: task.timeoutMs,
-    limits: settings.limits,
+    limits: effectiveLimits(settings.limits, run.limits),
     config: { url: configUrl, commit: run.configCommit! },
     todoCommit: run.todoCommit,
   };

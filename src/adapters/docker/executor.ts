@@ -17,6 +17,9 @@ export interface DockerExecutorOptions {
 
 /** Label put on every task container, so that leftovers can be found. */
 export const TASK_LABEL = 'io.gitjobs.task';
+/** Tasks run as this unprivileged user (the base image names it `task`). */
+export const TASK_USER = '1000:1000';
+const TMP_SIZE = '64m';
 
 export class DockerExecutor implements Executor {
   readonly kind = 'docker';
@@ -108,18 +111,28 @@ export class DockerExecutor implements Executor {
     const container = await this.docker.createContainer({
       Image: request.image,
       Cmd: request.argv,
-      Env: Object.entries(request.env).map(([k, v]) => `${k}=${v}`),
+      Env: [`HOME=/tmp`, ...Object.entries(request.env).map(([k, v]) => `${k}=${v}`)],
+      // Never root, whatever the worker's Dockerfile says.
+      User: TASK_USER,
       Labels: { [TASK_LABEL]: 'true', ...request.labels },
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
       NetworkDisabled: true,
+      // The sandbox: no network, read-only root with a small /tmp, no capabilities, no privilege gain,
+      // memory, CPU and process limits, and no host path or Docker socket mounted.
       HostConfig: {
         NetworkMode: 'none',
+        ReadonlyRootfs: true,
+        Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${TMP_SIZE}` },
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
         Memory: request.limits.memoryBytes,
         MemorySwap: request.limits.memoryBytes,
         NanoCpus: request.limits.nanoCpus,
         PidsLimit: request.limits.pids,
+        Binds: [],
+        Mounts: [],
         AutoRemove: false,
       },
     });

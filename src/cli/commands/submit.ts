@@ -10,7 +10,8 @@ export async function submitCommand(flags: Flags, positionals: string[]): Promis
   const settings = settingsFrom(flags);
   const url = serverUrl(flags);
   const as = str(flags, 'as');
-  const submitted = await submit({ file, url, repos: settings.repos, branch: settings.branch, ...(as ? { as } : {}) });
+  const token = process.env.GITJOBS_API_TOKEN || undefined;
+  const submitted = await submit({ file, url, repos: settings.repos, branch: settings.branch, ...(as ? { as } : {}), ...(token ? { token } : {}) });
   process.stdout.write(`pushed ${submitted.file} as ${submitted.commit.slice(0, 7)} to ${settings.repos.todo}; run ${submitted.run}\n`);
   if (!flags.wait) return 0;
   const timeoutRaw = str(flags, 'timeout') ?? '30m';

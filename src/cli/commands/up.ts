@@ -1,16 +1,27 @@
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
+import { amqpPassword, ensureWebhookSecret, SecretMasker } from '../../app/secrets.js';
 import { parseDuration } from '../../core/duration.js';
 import { amqpUrl, executorKind, home, port, positiveInt, remoteForge, settingsFrom, str, graceMs, UsageError, webhookSecret, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
 
 export async function upCommand(flags: Flags): Promise<number> {
   const settings = settingsFrom(flags);
-  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info');
   const publicUrl = str(flags, 'public-url') ?? process.env.GITJOBS_PUBLIC_URL;
   const forge = remoteForge(flags);
   const homeDir = home(flags);
-  const secret = webhookSecret(homeDir);
+  // The built-in host makes its own webhook secret; with a forge it comes from `init` or the environment.
+  let secret = webhookSecret(homeDir);
+  let secretFileNote = '';
+  if (!secret && !forge) {
+    const made = ensureWebhookSecret(homeDir);
+    secret = made.secret;
+    secretFileNote = made.file;
+  }
+  const apiToken = process.env.GITJOBS_API_TOKEN || undefined;
+  const amqp = amqpUrl(flags);
+  const masker = new SecretMasker([secret, apiToken, forge?.token, amqpPassword(amqp)]);
+  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info', masker);
   const pollRaw = str(flags, 'poll') ?? process.env.GITJOBS_POLL;
   const pollMs = pollRaw === undefined ? undefined : parseDuration(pollRaw);
   if (pollRaw !== undefined && !pollMs) throw new UsageError(`--poll must be a duration such as 30s, not ${JSON.stringify(pollRaw)}`);
@@ -24,11 +35,12 @@ export async function upCommand(flags: Flags): Promise<number> {
     port: port(flags),
     workers: positiveInt(flags, 'workers', 2),
     executor: executorKind(flags),
-    amqpUrl: amqpUrl(flags),
+    amqpUrl: amqp,
     settings,
     logger,
+    masker,
     graceMs: graceMs(flags),
-    ...(process.env.GITJOBS_API_TOKEN ? { apiToken: process.env.GITJOBS_API_TOKEN } : {}),
+    ...(apiToken ? { apiToken } : {}),
     ...(publicUrl ? { publicUrl } : {}),
   });
   const lines = [
@@ -39,7 +51,8 @@ export async function upCommand(flags: Flags): Promise<number> {
     '',
     ...(forge
       ? [`Webhooks: ${publicUrl ?? running.url}/webhooks/${forge.kind} (${secret ? 'signed deliveries only' : 'WARNING: no secret set, unsigned deliveries accepted'})${pollMs ? `; polling every ${pollRaw}` : ''}`]
-      : []),
+      : [`Webhooks: ${publicUrl ?? running.url}/webhooks/github and /webhooks/gitea take signed deliveries only${secretFileNote ? ` (secret made in ${secretFileNote})` : ''}`]),
+    ...(apiToken ? ['Pushing to the built-in host and changing endpoints need GITJOBS_API_TOKEN.'] : []),
     `Push projects to projects/*.json in ${settings.repos.todo}; watch ${settings.repos.tracking}. Ctrl-C stops.`,
     '',
   ];
