@@ -5,11 +5,15 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 
  * seconds. Returns milliseconds, or undefined when the text is not a duration.
  */
 export function parseDuration(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.round(value * 1000) : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!m) return undefined;
-  const ms = Number(m[1]) * UNITS[m[2] ?? 's']!;
-  return ms > 0 ? Math.round(ms) : undefined;
+  let ms: number;
+  if (typeof value === 'number') ms = value * 1000;
+  else {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+    if (!m) return undefined;
+    ms = Number(m[1]) * UNITS[m[2] ?? 's']!;
+  }
+  // Under a millisecond rounds to nothing: not a duration.
+  return Number.isFinite(ms) && Math.round(ms) >= 1 ? Math.round(ms) : undefined;
 }
 
 /** `0.41s`, `12.3s`, `2m05s`: short and human, for commit subjects. */

@@ -28,6 +28,9 @@ describe('durations', () => {
     expect(parseDuration(2)).toBe(2000);
     expect(parseDuration('soon')).toBeUndefined();
     expect(parseDuration('0s')).toBeUndefined();
+    // Found by fuzzing: a positive number that rounds to 0 ms is no timeout.
+    expect(parseDuration(5e-324)).toBeUndefined();
+    expect(parseDuration('0.0001s')).toBeUndefined();
     expect(formatDuration(410)).toBe('0.41s');
     expect(formatDuration(125_000)).toBe('2m05s');
   });

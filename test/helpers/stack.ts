@@ -15,6 +15,7 @@ import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../../src/core/
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import type { RunResult } from '../../src/core/tracking.js';
+import { SecretMasker } from '../../src/app/secrets.js';
 
 export const AMQP_URL = process.env.GITJOBS_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -42,17 +43,22 @@ export interface Stack {
   /** Clones a repository with the git CLI into a fresh folder. */
   clone(repo: string): Promise<string>;
   /** Commits these files to the todo repository with the git CLI and pushes; returns the pushed commit. */
-  push(files: Record<string, string>, message?: string): Promise<string>;
+  push(files: Record<string, string>, message?: string, options?: { token?: string }): Promise<string>;
+  /** What gitjobs logged so far. */
+  logs(): string;
   waitForRun(runId: string, timeoutMs?: number): Promise<{ run: RunRecord; tasks: TaskRecord[] }>;
   readRun(runId: string): Promise<{ run: RunRecord; tasks: TaskRecord[] } | undefined>;
   result(runId: string): Promise<{ json: RunResult; text: string }>;
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { workers?: number; executor?: ExecutorKind; settings?: Partial<Settings> } = {}): Promise<Stack> {
+export async function startStack(options: { workers?: number; executor?: ExecutorKind; settings?: Partial<Settings>; apiToken?: string; webhookSecret?: string } = {}): Promise<Stack> {
   const home = tmpdir('home');
   const settings: Settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`), ...options.settings };
-  const logger = pino({ level: process.env.GITJOBS_TEST_LOG ?? 'silent' });
+  // Logs are kept (and masked as gitjobs masks them) so that tests can read them.
+  let logText = '';
+  const masker = new SecretMasker([options.apiToken, options.webhookSecret]);
+  const logger = pino({ level: process.env.GITJOBS_TEST_LOG ?? 'info' }, { write: (line: string) => void (logText += masker.mask(line)) });
   const running = await up({
     home,
     host: '127.0.0.1',
@@ -62,6 +68,9 @@ export async function startStack(options: { workers?: number; executor?: Executo
     amqpUrl: AMQP_URL,
     settings,
     logger,
+    masker,
+    ...(options.apiToken ? { apiToken: options.apiToken } : {}),
+    ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}),
   });
   const clones: string[] = [];
   const tracking = settings.repos.tracking;
@@ -87,8 +96,10 @@ export async function startStack(options: { workers?: number; executor?: Executo
       await gitAsync(dir, 'clone', '-q', running.forge.cloneUrl(repo), '.');
       return dir;
     },
-    async push(files, message = 'Add projects') {
+    logs: () => logText,
+    async push(files, message = 'Add projects', pushOptions = {}) {
       const dir = await this.clone(settings.repos.todo);
+      if (pushOptions.token) git(dir, 'remote', 'set-url', '--push', 'origin', running.forge.cloneUrl(settings.repos.todo).replace('http://', `http://gitjobs:${pushOptions.token}@`));
       for (const [file, content] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
         fs.writeFileSync(path.join(dir, file), content);

@@ -1,0 +1,158 @@
+/**
+ * What a task or a pusher may not do, against real containers, the real
+ * HTTP server and real Git: each refusal is recorded and says why, and the
+ * rest of the work goes on.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runIdFor } from '../../src/core/ids.js';
+import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
+
+const API_TOKEN = 'api-token-that-must-not-leak-0123456789';
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ workers: 2, apiToken: API_TOKEN, webhookSecret: 'webhook-secret-that-must-not-leak-42' });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('the task sandbox', () => {
+  it('contains network access, a fork bomb, a memory hog and writes to /, while a task beside them succeeds', async () => {
+    const project = {
+      project: 'hostile',
+      timeout: '20s',
+      limits: { memory: '128m', pids: 64 },
+      tasks: [
+        { id: 'net', run: 'wget -T 3 -q -O- http://127.0.0.1:5672/ && echo reached || echo "no network here"; ls /sys/class/net' },
+        { id: 'forkbomb', run: 'bomb() { bomb | bomb & }; bomb; sleep 3; echo still standing', timeout: '8s' },
+        { id: 'memhog', run: ['node', '-e', 'const a = []; for (;;) a.push(Buffer.alloc(16 * 1024 * 1024, 1));'] },
+        { id: 'rootfs', run: 'echo pwned > /evil 2>&1; echo pwned > /opt/gitjobs/evil 2>&1; id -u; echo scratch > /tmp/ok && cat /tmp/ok' },
+        { id: 'fine', run: 'echo all good' },
+      ],
+    };
+    const commit = await stack.push({ 'projects/hostile.json': JSON.stringify(project) }, 'Hostile tasks', { token: API_TOKEN });
+    const runId = runIdFor('projects/hostile.json', commit);
+    const { run, tasks } = await stack.waitForRun(runId, 120_000);
+    const t = Object.fromEntries(tasks.map((x) => [x.id, x]));
+    expect(run.state).toBe('failed');
+    expect(t.fine).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(t.net!.outputTail).toContain('no network here');
+    expect(t.net!.outputTail).not.toContain('reached');
+    expect(t.net!.outputTail).not.toMatch(/eth0/);
+    // The fork bomb hits the pids limit; the task is killed by its timeout or ends, and the machine is fine.
+    expect(['succeeded', 'failed']).toContain(t.forkbomb!.state);
+    expect(t.memhog).toMatchObject({ state: 'failed' });
+    expect(t.memhog!.exitCode === 137 || t.memhog!.exitCode === 134 || t.memhog!.timedOut).toBe(true);
+    expect(t.rootfs!.outputTail).toMatch(/Read-only file system/);
+    // stdout and stderr interleave in no fixed order: look for each line.
+    expect(t.rootfs!.outputTail!.split('\n')).toEqual(expect.arrayContaining(['1000', 'scratch']));
+    expect(t.rootfs!.outputTail).not.toContain('pwned');
+    const { json } = await stack.result(runId);
+    expect(json.tasks.find((x) => x.id === 'fine')!.state).toBe('succeeded');
+  });
+
+  it('cuts a task that prints 50 MiB at the cap, finishes the run, and keeps memory bounded', async () => {
+    const before = process.memoryUsage().rss;
+    const commit = await stack.push({ 'projects/loud.json': JSON.stringify({ tasks: [{ id: 'loud', run: 'yes 0123456789abcdef | head -c 52428800; echo end' }, { id: 'quiet', run: 'echo hi' }] }) }, 'Loud', { token: API_TOKEN });
+    const runId = runIdFor('projects/loud.json', commit);
+    const { run, tasks } = await stack.waitForRun(runId, 120_000);
+    expect(run.state).toBe('succeeded');
+    const loud = tasks.find((x) => x.id === 'loud')!;
+    expect(loud.outputTruncated).toBe(true);
+    const head = (await stack.running.store.head('tache_suivi'))!;
+    const log = (await stack.running.store.readFile('tache_suivi', head, `projects/${runId}/logs/loud.log`))!;
+    expect(log.length).toBeLessThan(1024 * 1024 + 200);
+    expect(log).toMatch(/\[gitjobs: output cut at 1048576 bytes; \d+ more bytes dropped\]\n$/);
+    expect(process.memoryUsage().rss - before).toBeLessThan(200 * 1024 * 1024);
+  });
+});
+
+describe('hostile project files', () => {
+  it('refuses each with a clear message, while a valid project in the same push still runs', async () => {
+    const deepPrefix = '{"tasks": [{"id": "a", "run": ["echo", ';
+    const deep = deepPrefix + '['.repeat(100) + ']'.repeat(100) + ']}]}';
+    // Four levels open before the run of brackets; the 13th bracket of it is the 17th level.
+    const deepColumn = deepPrefix.length + 13;
+    const files = {
+      'projects/escape.json': JSON.stringify({ project: '../../etc', tasks: [{ id: 'a', run: 'true' }] }),
+      'projects/slash.json': JSON.stringify({ tasks: [{ id: 'a/b', run: 'true' }] }),
+      'projects/huge.json': JSON.stringify({ tasks: [{ id: 'a', run: 'true' }], description: 'x'.repeat(50 * 1024 * 1024) }),
+      'projects/many.json': JSON.stringify({ tasks: Array.from({ length: 100_000 }, (_, i) => ({ id: `t${i}`, run: 'true' })) }),
+      'projects/deep.json': deep,
+      'projects/longcmd.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo ' + 'y'.repeat(20_000) }] }),
+      'projects/ok.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo still fine' }] }),
+    };
+    const commit = await stack.push(files, 'Hostile files', { token: API_TOKEN });
+    const reason = async (name: string) => (await stack.waitForRun(runIdFor(`projects/${name}.json`, commit))).run;
+    const escape = await reason('escape');
+    expect(escape.state).toBe('rejected');
+    expect(escape.error).toBe('projects/escape.json: $.project: must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")');
+    expect((await reason('slash')).error).toContain('$.tasks[0].id: must be 1 to 64 characters');
+    expect((await reason('huge')).error).toMatch(/^projects\/huge\.json: \$: file is \d+ bytes; a project file may be at most 1048576 bytes$/);
+    expect((await reason('many')).error).toMatch(/\$: file is \d+ bytes|\$\.tasks: more than 10000 tasks/);
+    expect((await reason('deep')).error).toBe(`projects/deep.json: $: nested deeper than 16 levels (line 1, column ${deepColumn})`);
+    expect((await reason('longcmd')).error).toBe('projects/longcmd.json: $.tasks[0].run: command longer than 16384 characters');
+    const ok = await stack.waitForRun(runIdFor('projects/ok.json', commit));
+    expect(ok.run.state).toBe('succeeded');
+    expect((await stack.result(ok.run.id)).text).toBe('still fine\n');
+  });
+
+  it('refuses 100,000 tasks in a file under the size limit by the task-count rule', async () => {
+    const many = JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ cmd: 'e', id_task: i, phrase: '' })));
+    expect(Buffer.byteLength(many)).toBeGreaterThan(1024 * 1024);
+    const compact = JSON.stringify({ tasks: Array.from({ length: 10_001 }, (_, i) => ({ id: i, run: 'e' })) });
+    expect(Buffer.byteLength(compact)).toBeLessThan(1024 * 1024);
+    const commit = await stack.push({ 'projects/count.json': compact }, 'Too many', { token: API_TOKEN });
+    const { run } = await stack.waitForRun(runIdFor('projects/count.json', commit));
+    expect(run.error).toBe('projects/count.json: $.tasks: more than 10000 tasks');
+  });
+});
+
+describe('the HTTP surface', () => {
+  it('refuses pushes to the built-in host without the token', async () => {
+    await expect(stack.push({ 'projects/nocreds.json': '{}' }, 'No credentials')).rejects.toThrow(/401|Authentication failed|could not read Username/);
+  });
+
+  it('refuses to cancel without the bearer token, and with a wrong one', async () => {
+    const url = `${stack.running.url}/api/runs/whatever-0000000/cancel`;
+    expect((await fetch(url, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${API_TOKEN}` } })).status).toBe(404);
+  });
+
+  it('refuses unsigned, wrongly signed and replayed webhooks', async () => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: '1'.repeat(40), repository: { name: 'tache_a_faire' } });
+    const post = (headers: Record<string, string>) => fetch(`${stack.running.url}/webhooks/gitea`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-gitea-event': 'push', ...headers } });
+    expect((await post({ 'x-gitea-delivery': 'a' })).status).toBe(401);
+    expect((await post({ 'x-gitea-delivery': 'b', 'x-gitea-signature': '00'.repeat(32) })).status).toBe(401);
+  });
+
+  it('binds 127.0.0.1 by default', () => {
+    expect(stack.running.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  });
+});
+
+describe('secrets', () => {
+  it('appear nowhere in tracking, done or the logs, even when a task prints them', async () => {
+    const commit = await stack.push(
+      { 'projects/leak.json': JSON.stringify({ tasks: [{ id: 'leak', run: `echo token=${API_TOKEN}; echo secret=webhook-secret-that-must-not-leak-42 >&2` }] }) },
+      'Try to leak',
+      { token: API_TOKEN },
+    );
+    const runId = runIdFor('projects/leak.json', commit);
+    await stack.waitForRun(runId);
+    const out = tmpdir('grep');
+    for (const repo of ['tache_suivi', 'tache_termine']) {
+      const dir = path.join(out, repo);
+      execFileSync('git', ['clone', '-q', path.join(stack.home, 'repos', `${repo}.git`), dir]);
+      const everything = execFileSync('git', ['log', '-p', '--all', '--format=%B'], { cwd: dir, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+      expect(everything).toContain('token=***');
+      for (const secret of [API_TOKEN, 'webhook-secret-that-must-not-leak-42']) expect(everything, repo).not.toContain(secret);
+    }
+    for (const secret of [API_TOKEN, 'webhook-secret-that-must-not-leak-42']) expect(stack.logs()).not.toContain(secret);
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+});
