@@ -54,6 +54,48 @@ describe('the task sandbox', () => {
     expect(json.tasks.find((x) => x.id === 'fine')!.state).toBe('succeeded');
   });
 
+  it('lets a project lower the resource limits, never raise them past the operator\'s', async () => {
+    // cgroup v2 or v1, whichever the machine has.
+    const read = 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max';
+    const commit = await stack.push(
+      {
+        'projects/lower.json': JSON.stringify({ limits: { memory: '128m', pids: 64 }, tasks: [{ id: 'l', run: read }] }),
+        'projects/raise.json': JSON.stringify({ limits: { memory: '64g', pids: 100000 }, tasks: [{ id: 'r', run: read }] }),
+      },
+      'Limits',
+      { token: API_TOKEN },
+    );
+    const lower = await stack.waitForRun(runIdFor('projects/lower.json', commit));
+    expect((await stack.result(lower.run.id)).text).toBe(`${128 * 1024 * 1024}\n64\n`);
+    const raise = await stack.waitForRun(runIdFor('projects/raise.json', commit));
+    expect((await stack.result(raise.run.id)).text).toBe(`${512 * 1024 * 1024}\n256\n`);
+  });
+
+  it('mounts no host path and never the Docker socket, and drops every privilege', async () => {
+    const commit = await stack.push({ 'projects/inspect.json': JSON.stringify({ tasks: [{ id: 'i', run: 'sleep 3' }] }) }, 'Inspect', { token: API_TOKEN });
+    const runId = runIdFor('projects/inspect.json', commit);
+    const Docker = (await import('dockerode')).default;
+    const docker = new Docker();
+    const [c] = await (async () => {
+      for (;;) {
+        const list = await docker.listContainers({ filters: { label: [`io.gitjobs.run=${runId}`] } });
+        if (list.length) return list;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const info = await docker.getContainer(c!.Id).inspect();
+    expect(info.Mounts).toEqual([]);
+    expect(info.HostConfig.Binds ?? []).toEqual([]);
+    expect(info.HostConfig.NetworkMode).toBe('none');
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(info.HostConfig.Privileged).toBe(false);
+    expect(info.Config.User).toBe('1000:1000');
+    expect(info.Config.Env.join('\n')).not.toMatch(/TOKEN|SECRET|PASSWORD/i);
+    await stack.waitForRun(runId);
+  });
+
   it('cuts a task that prints 50 MiB at the cap, finishes the run, and keeps memory bounded', async () => {
     const before = process.memoryUsage().rss;
     const commit = await stack.push({ 'projects/loud.json': JSON.stringify({ tasks: [{ id: 'loud', run: 'yes 0123456789abcdef | head -c 52428800; echo end' }, { id: 'quiet', run: 'echo hi' }] }) }, 'Loud', { token: API_TOKEN });
