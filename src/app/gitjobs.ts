@@ -18,6 +18,7 @@ import type { GitStore, RunObserver } from '../core/ports.js';
 import type { PushEvent } from '../core/events.js';
 import { registerWebhooks } from '../server/webhooks.js';
 import { registerApi } from '../server/api.js';
+import { registerQueueRoutes } from '../server/queues.js';
 import { Poller } from './poller.js';
 import { StatusReporter } from './status-reporter.js';
 import { amqpPassword, MaskingGitStore, SecretMasker } from './secrets.js';
@@ -161,6 +162,7 @@ export async function up(options: UpOptions): Promise<Running> {
             onPush,
           }),
         (a) => registerApi(a, { store: masked, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
+        (a) => registerQueueRoutes(a, { service: queue.service, reserved: Object.values(settings.queues), apiToken: options.apiToken }),
       ],
     });
     await app.listen({ host: options.host, port: options.port });

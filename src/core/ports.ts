@@ -136,3 +136,14 @@ export interface RunObserver {
   runProgress?(run: { id: string; todoCommit: string }, progress: { done: number; failed: number; total: number }): void;
   runFinished?(run: { id: string; todoCommit: string; state: string }, progress: { done: number; failed: number; total: number }): void;
 }
+
+/** Queues that people create and use over HTTP (the prototype's queue web services). */
+export interface QueueService {
+  create(name: string): Promise<void>;
+  /** False when there is no such queue. */
+  send(name: string, body: Buffer, contentType: string): Promise<boolean>;
+  /** One message, `empty` when there is none, `missing` when there is no such queue. */
+  receive(name: string): Promise<{ body: Buffer; contentType: string } | 'empty' | 'missing'>;
+  /** False when there is no such queue. */
+  remove(name: string): Promise<boolean>;
+}

@@ -2,6 +2,7 @@
  * The HTTP server, assembled from plugins. Routes validate, call the core
  * and answer; they hold no business logic.
  */
+import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 
 export interface ServerOptions {
@@ -17,7 +18,15 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   });
-  app.get('/healthz', async () => ({ ok: true }));
+  // The OpenAPI description is built from the routes' own schemas.
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'gitjobs', version: '0.1.0', description: 'Runs and tasks read from the tracking repository, cancellation, and the queue web services.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   for (const plugin of options.plugins) plugin(app);
   return app;
 }

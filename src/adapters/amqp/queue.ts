@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
 import { RequeueError, ServiceUnavailableError } from '../../core/errors.js';
-import type { Consumer, Queue, QueueName } from '../../core/ports.js';
+import type { Consumer, Queue, QueueName, QueueService } from '../../core/ports.js';
 import type { Settings } from '../../core/settings.js';
 
 export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -278,6 +278,52 @@ export class AmqpQueue implements Queue {
     const msg = await channel.get(this.name(queue), { noAck: true });
     return msg ? msg.content : undefined;
   }
+
+  /** A throwaway channel for one operation that may fail with a channel error (404 on a missing queue). */
+  private async withChannel<T>(fn: (channel: Channel) => Promise<T>): Promise<T | 'missing'> {
+    await this.ready();
+    const channel = await this.model!.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await fn(channel);
+    } catch (err) {
+      if (/NOT_FOUND|404/.test((err as Error).message)) return 'missing';
+      throw err;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  /** The queue web services, over the same connection. */
+  readonly service: QueueService = {
+    create: async (name) => {
+      await this.withChannel((ch) => ch.assertQueue(name, { durable: true }));
+    },
+    send: async (name, body, contentType) => {
+      const r = await this.withChannel(async (ch) => {
+        await ch.checkQueue(name);
+        const confirm = await this.ready();
+        await new Promise<void>((resolve, reject) => confirm.sendToQueue(name, body, { persistent: true, contentType }, (err) => (err ? reject(new Error(String(err))) : resolve())));
+        return true;
+      });
+      return r === true;
+    },
+    receive: async (name) => {
+      const r = await this.withChannel(async (ch) => {
+        const msg = await ch.get(name, { noAck: true });
+        return msg ? { body: msg.content, contentType: String(msg.properties.contentType ?? 'application/octet-stream') } : ('empty' as const);
+      });
+      return r;
+    },
+    remove: async (name) => {
+      const r = await this.withChannel(async (ch) => {
+        await ch.checkQueue(name);
+        await ch.deleteQueue(name);
+        return true;
+      });
+      return r === true;
+    },
+  };
 
   /** Deletes the queues (tests, the demo); our own consumers stop rather than declare them again. */
   async deleteQueues(): Promise<void> {

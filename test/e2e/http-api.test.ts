@@ -1,0 +1,64 @@
+/**
+ * The HTTP API of `up` against real RabbitMQ and Git: the queue web services
+ * (the prototype's Flask role), the runs API and its OpenAPI description.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../helpers/stack.js';
+
+const TOKEN = 'queue-service-token-123456';
+let stack: Stack;
+let base: string;
+const auth = { authorization: `Bearer ${TOKEN}` };
+const queue = `user-queue-${process.pid}`;
+
+beforeAll(async () => {
+  stack = await startStack({ workers: 0, apiToken: TOKEN });
+  base = stack.running.url;
+});
+afterAll(async () => {
+  await fetch(`${base}/api/queues/${queue}`, { method: 'DELETE', headers: auth }).catch(() => undefined);
+  await stack?.stop();
+});
+
+describe('queue web services', () => {
+  it('create, send, receive in order, 204 when empty, delete — through real RabbitMQ', async () => {
+    const created = await fetch(`${base}/api/queues`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: queue }) });
+    expect(created.status).toBe(201);
+    for (const phrase of ['la tache numero 0 dit bonjour', 'la tache numero 1 dit bonjour']) {
+      const sent = await fetch(`${base}/api/queues/${queue}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'text/plain' }, body: phrase });
+      expect(sent.status).toBe(202);
+    }
+    const json = await fetch(`${base}/api/queues/${queue}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ id_task: '2' }) });
+    expect(json.status).toBe(202);
+    const first = await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await first.text()).toBe('la tache numero 0 dit bonjour');
+    expect(await (await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth })).text()).toBe('la tache numero 1 dit bonjour');
+    expect(await (await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth })).json()).toEqual({ id_task: '2' });
+    expect((await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth })).status).toBe(204);
+    expect((await fetch(`${base}/api/queues/${queue}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+    expect((await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth })).status).toBe(404);
+  });
+
+  it('refuses without the token, with a wrong one, bad names, and gitjobs’ own queues', async () => {
+    expect((await fetch(`${base}/api/queues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x' }) })).status).toBe(401);
+    expect((await fetch(`${base}/api/queues/x/messages`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const bad = await fetch(`${base}/api/queues`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'no spaces please' }) });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toContain('queue names are 1 to 100 characters');
+    const own = stack.settings.queues.todo;
+    const del = await fetch(`${base}/api/queues/${own}`, { method: 'DELETE', headers: auth });
+    expect(del.status).toBe(403);
+    expect((await del.json()).error).toBe(`${own} is one of gitjobs' own queues and cannot be used through this service`);
+    expect((await fetch(`${base}/api/queues/${stack.settings.queues.done}/messages`, { headers: auth })).status).toBe(403);
+  });
+});
+
+describe('OpenAPI', () => {
+  it('describes the API at /docs', async () => {
+    const doc = await (await fetch(`${base}/docs`)).json();
+    expect(doc.openapi).toMatch(/^3\./);
+    for (const p of ['/api/runs', '/api/runs/{run}', '/api/runs/{run}/cancel', '/api/queues', '/api/queues/{name}/messages']) expect(Object.keys(doc.paths)).toContain(p);
+  });
+});
