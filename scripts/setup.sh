@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for gitjobs, installing only what is missing:
-# Docker's engine (Debian's docker.io) and busybox-static, a running dockerd,
+# Docker's engine (Debian's docker.io), busybox-static, Chromium for the
+# dashboard test, a running dockerd,
 # a running RabbitMQ, the npm dependencies, the build, and the offline base
 # image that worker Dockerfiles start FROM. Safe to run again.
 set -euo pipefail
@@ -14,6 +15,9 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v strip >/dev/null 2>&1 || need_apt+=(binutils)
 command -v file >/dev/null 2>&1 || need_apt+=(file)
+# Headless Chromium drives the dashboard test (through playwright-core, which downloads no browser).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 if ! { command -v busybox >/dev/null 2>&1 && file -L "$(command -v busybox)" | grep -q 'statically linked'; }; then
   need_apt+=(busybox-static)
 fi

@@ -11,7 +11,11 @@ export class OutputCapture {
   private outBytes = 0;
   private dropped = 0;
 
-  constructor(private readonly cap: number) {}
+  constructor(
+    private readonly cap: number,
+    /** Sees the kept output as it comes. */
+    private readonly onData?: (chunk: Buffer) => void,
+  ) {}
 
   readonly stdout = this.sink(true);
   readonly stderr = this.sink(false);
@@ -32,6 +36,7 @@ export class OutputCapture {
       const kept = chunk.subarray(0, room);
       this.combined.push(kept);
       this.combinedBytes += kept.length;
+      this.onData?.(kept);
     }
     if (isStdout) {
       const outRoom = Math.max(0, this.cap - this.outBytes);

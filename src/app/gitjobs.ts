@@ -19,6 +19,10 @@ import type { PushEvent } from '../core/events.js';
 import { registerWebhooks } from '../server/webhooks.js';
 import { registerApi } from '../server/api.js';
 import { registerQueueRoutes } from '../server/queues.js';
+import { registerDashboard } from '../server/dashboard.js';
+import { LiveHub } from '../server/live.js';
+import { Metrics } from './metrics.js';
+import { combineObservers } from '../core/ports.js';
 import { Poller } from './poller.js';
 import { StatusReporter } from './status-reporter.js';
 import { amqpPassword, MaskingGitStore, SecretMasker } from './secrets.js';
@@ -81,6 +85,7 @@ export interface Running {
   forge: BuiltinForge;
   poller?: Poller;
   statuses?: StatusReporter;
+  metrics: Metrics;
   queue: AmqpQueue;
   dispatcher: Dispatcher;
   stop(): Promise<void>;
@@ -137,6 +142,10 @@ export async function up(options: UpOptions): Promise<Running> {
       if (created.length) logger.info({ created }, 'repositories created from repos-template');
     }
 
+    const live = new LiveHub();
+    const metrics = new Metrics({ store: masked, trackingRepo: settings.repos.tracking, queueStats: (q) => queue.stats(q) });
+    const outputFeed = await queue.onBroadcast((content) => live.output(content), 'output');
+    cleanup.push(() => outputFeed.cancel());
     let dispatcher: Dispatcher | undefined;
     let collector: Collector | undefined;
     const cancel = (runId: string, reason: string) => collector!.cancel(runId, reason);
@@ -160,13 +169,20 @@ export async function up(options: UpOptions): Promise<Running> {
             branch: settings.branch,
             repos: [settings.repos.todo, settings.repos.config],
             onPush,
+            onOutcome: (source, outcome) => metrics.webhooks.inc({ source, outcome }),
           }),
+        (a) => live.register(a, masked, settings.repos.tracking),
+        (a) => registerDashboard(a),
+        (a) =>
+          a.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())),
         (a) => registerApi(a, { store: masked, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
         (a) => registerQueueRoutes(a, { service: queue.service, reserved: Object.values(settings.queues), apiToken: options.apiToken }),
       ],
     });
     await app.listen({ host: options.host, port: options.port });
     cleanup.push(() => app.close());
+    // Open event streams would hold the server's close: end them first.
+    cleanup.push(async () => live.close());
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
@@ -174,14 +190,14 @@ export async function up(options: UpOptions): Promise<Running> {
     const configUrl = forge.cloneUrl(settings.repos.config);
 
     const statuses = remote ? new StatusReporter(remote, settings.repos.todo, options.publicUrl ?? url, logger) : undefined;
-    const observer: RunObserver | undefined = statuses;
-    collector = new Collector({ store: masked, queue, settings, configUrl, log: logger, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}), ...(observer ? { observer } : {}) });
+    const observer: RunObserver = combineObservers(statuses, live, metrics);
+    collector = new Collector({ store: masked, queue, settings, configUrl, log: logger, observer, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
     await collector.start();
     cleanup.push(() => collector!.stop());
     // Git is the system of record: whatever it says is unfinished goes back on the queues.
     await collector.recover();
 
-    dispatcher = new Dispatcher({ store: masked, queue, settings, configUrl, log: logger, cancel, ...(observer ? { observer } : {}) });
+    dispatcher = new Dispatcher({ store: masked, queue, settings, configUrl, log: logger, cancel, observer });
     forge.onPush(onPush);
 
     let poller: Poller | undefined;
@@ -217,7 +233,7 @@ export async function up(options: UpOptions): Promise<Running> {
       cleanup.push(() => worker.stop(options.graceMs));
     }
     if (statuses) cleanup.push(() => statuses.idle());
-    return { url, app, store, forge, queue, dispatcher, stop: stopAll, ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
+    return { url, app, store, forge, queue, dispatcher, metrics, stop: stopAll, ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
   } catch (err) {
     await stopAll();
     throw err;

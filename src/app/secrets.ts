@@ -96,4 +96,7 @@ export class MaskingGitStore implements GitStore {
   flush(repo: string): Promise<void> {
     return this.inner.flush(repo);
   }
+  log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> {
+    return this.inner.log(repo, depth);
+  }
 }

@@ -5,6 +5,8 @@ import { ServiceUnavailableError } from '../core/errors.js';
 import { COMMON_FLAGS, FORGE_FLAGS, UsageError } from './options.js';
 import { initCommand } from './commands/init.js';
 import { cancelCommand } from './commands/cancel.js';
+import { watchCommand } from './commands/watch.js';
+import { logsCommand } from './commands/logs.js';
 import { demoCommand } from './commands/demo.js';
 import { statusCommand } from './commands/status.js';
 import { submitCommand } from './commands/submit.js';
@@ -38,10 +40,15 @@ Usage:
       containers left by crashed workers of this host when it starts.
   gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
       Commit FILE to projects/ in the todo repository and push it. With --wait,
-      show progress until the result lands, print it, and exit 1 if the run
-      failed (2 if the file was rejected).
+      show progress until the result lands (a bar on a terminal, lines
+      otherwise), print it, and exit 1 if the run failed (2 if it was rejected).
   gitjobs status [RUN] [--url URL]
       Runs and task states, read from the tracking repository.
+  gitjobs watch RUN [--url URL]
+      Progress until the result lands (a bar on a terminal, lines otherwise).
+  gitjobs logs RUN TASK [--follow] [--url URL]
+      A task's output: all of it once finished; so far (and with --follow,
+      until it ends) while it runs.
   gitjobs cancel RUN [--reason TEXT] [--url URL]
       Cancel a run: unfinished tasks end cancelled, running containers are
       killed, the result records it. Deleting the project file does the same.
@@ -82,6 +89,8 @@ secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init
 
 const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number> }> = {
   up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' }, grace: { type: 'string' } }, run: upCommand },
+  watch: { flags: { url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: watchCommand },
+  logs: { flags: { url: { type: 'string' }, port: { type: 'string' }, follow: { type: 'boolean', short: 'f' } }, run: logsCommand },
   cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: cancelCommand },
   init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: initCommand },
   worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: workerCommand },

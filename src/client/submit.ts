@@ -122,9 +122,3 @@ export async function waitForRun(options: {
   }
 }
 
-export function progressLine(view: RunView, elapsedMs: number): string {
-  const p = view.progress;
-  const running = view.tasks.filter((t) => t.state === 'running').length;
-  const state = view.run.state;
-  return `[${formatDuration(elapsedMs).padStart(6)}] ${view.run.id}: ${state}, ${p.done}/${p.total} tasks done${running ? `, ${running} running` : ''}${p.failed ? `, ${p.failed} failed` : ''}`;
-}

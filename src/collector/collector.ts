@@ -164,9 +164,12 @@ export class Collector {
   }
 
   /** Commits to tracking on top of what the cached runs were read from. */
-  private async commitTracking(changes: { changes: FileChange[]; message: string }): Promise<string> {
+  private async commitTracking(changes: { changes: FileChange[]; message: string }, change?: { run: string; task: TaskRecord }): Promise<string> {
+    const started = performance.now();
     const oid = await this.options.store.commit(this.options.settings.repos.tracking, { ...changes, expectedHead: this.head });
     this.head = oid;
+    this.options.observer?.committed?.(this.options.settings.repos.tracking, performance.now() - started);
+    if (change) this.options.observer?.taskChanged?.({ ...change, commit: oid, subject: changes.message.split('\n')[0]! });
     return oid;
   }
 
@@ -192,7 +195,7 @@ export class Collector {
         state.run = started;
         changes.push(runRecordChange(started));
       }
-      await this.commitTracking({ changes, message: step.message });
+      await this.commitTracking({ changes, message: step.message }, { run: state.run.id, task: step.task });
       state.tasks.set(task.id, step.task);
       if (isFinal(step.task) && step.task.state === 'failed') await this.deadLetter(state.run, step.task, log);
     }
@@ -215,7 +218,7 @@ export class Collector {
     const { settings } = this.options;
     const delay = retryDelay(settings, task.attempts);
     const again = requeue(state.run, task, new Date().toISOString(), delay);
-    await this.commitTracking(again);
+    await this.commitTracking(again, { run: state.run.id, task: again.task });
     state.tasks.set(task.id, again.task);
     log.info({ next: again.task.attempts + 1, delayMs: delay }, 'task failed; retrying after backoff');
     this.publishLater(todoFor(state.run, again.task, settings, this.options.configUrl), delay);
@@ -284,7 +287,7 @@ export class Collector {
             const task = state.tasks.get(id)!;
             if (isFinal(task)) continue;
             const c = cancelTask(state.run, task, reason, new Date().toISOString());
-            await this.commitTracking(c);
+            await this.commitTracking(c, { run: state.run.id, task: c.task });
             state.tasks.set(id, c.task);
             tasks++;
           }

@@ -41,9 +41,12 @@ export interface GitStore {
   ensureCommit(repo: string, commit: string): Promise<void>;
   /** Publishes this repository's commits where others read them; resolves once they are there. */
   flush(repo: string): Promise<void>;
+  /** The branch's commits, newest first. */
+  log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]>;
 }
 
 export type QueueName = 'todo' | 'done' | 'dead';
+export type Broadcast = 'control' | 'output';
 
 export interface Consumer {
   cancel(): Promise<void>;
@@ -53,9 +56,9 @@ export interface Consumer {
 export interface Queue {
   /** Resolves once the broker has confirmed the message. */
   publish(queue: QueueName, body: unknown): Promise<void>;
-  /** Tells every live worker (fanout, not kept for those that start later). */
-  broadcast(body: unknown): Promise<void>;
-  onBroadcast(handler: (content: Buffer) => void): Promise<Consumer>;
+  /** Tells every live subscriber (fanout, not kept for those that start later): `control` or `output`. */
+  broadcast(body: unknown, exchange?: Broadcast): Promise<void>;
+  onBroadcast(handler: (content: Buffer) => void, exchange?: Broadcast): Promise<Consumer>;
   /**
    * Acks a message after the handler resolves; requeues it if the handler
    * throws. A handler may call `ackNow` to ack early (a task that will run
@@ -82,6 +85,8 @@ export interface ExecRequest {
   timeoutMs: number;
   limits: Limits;
   labels: Record<string, string>;
+  /** Called with output as it comes (within the cap), for live logs. */
+  onOutput?: (chunk: Buffer) => void;
   /** Environment of the task: GITJOBS_RUN, GITJOBS_TASK, GITJOBS_ATTEMPT. */
   env: Record<string, string>;
   outputCap: number;
@@ -135,6 +140,22 @@ export interface RunObserver {
   runQueued?(run: { id: string; todoCommit: string; tasks: string[] }): void;
   runProgress?(run: { id: string; todoCommit: string }, progress: { done: number; failed: number; total: number }): void;
   runFinished?(run: { id: string; todoCommit: string; state: string }, progress: { done: number; failed: number; total: number }): void;
+  /** A task's transition, committed as `commit`. */
+  taskChanged?(change: { run: string; task: import('./task.js').TaskRecord; commit: string; subject: string }): void;
+  /** A commit to tracking or done took this long. */
+  committed?(repo: string, ms: number): void;
+}
+
+/** Several observers as one. */
+export function combineObservers(...observers: (RunObserver | undefined)[]): RunObserver {
+  const all = observers.filter((o): o is RunObserver => o !== undefined);
+  return {
+    runQueued: (r) => all.forEach((o) => o.runQueued?.(r)),
+    runProgress: (r, p) => all.forEach((o) => o.runProgress?.(r, p)),
+    runFinished: (r, p) => all.forEach((o) => o.runFinished?.(r, p)),
+    taskChanged: (c) => all.forEach((o) => o.taskChanged?.(c)),
+    committed: (repo, ms) => all.forEach((o) => o.committed?.(repo, ms)),
+  };
 }
 
 /** Queues that people create and use over HTTP (the prototype's queue web services). */

@@ -55,7 +55,14 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     const head = await store.head(trackingRepo);
     const view = head && (await readRunView(source, head, request.params.run));
     if (!view) return reply.code(404).send({ error: `no run ${request.params.run} in ${trackingRepo}` });
-    return { tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t) };
+    // The run's commits, oldest first: each transition links to its commit.
+    const runId = request.params.run;
+    const commits = (await store.log(trackingRepo, 5000))
+      .map((c) => ({ commit: c.oid, subject: c.message.split('\n')[0]! }))
+      .filter((c) => c.subject.startsWith(`${runId}: `) || c.subject.startsWith(`${runId}/`))
+      .reverse()
+      .map((c) => ({ ...c, ...(c.subject.startsWith(`${runId}/`) ? { task: c.subject.slice(runId.length + 1).split(':')[0] } : {}) }));
+    return { repo: trackingRepo, tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t), commits };
   });
 
   app.post<{ Params: { run: string }; Body: { reason?: string } | undefined }>('/api/runs/:run/cancel', async (request, reply) => {

@@ -19,6 +19,8 @@ export interface WebhookOptions {
   onPush: (event: PushEvent) => void;
   /** How many delivery ids are remembered to refuse replays. */
   rememberDeliveries?: number;
+  /** Told of every delivery's outcome (metrics). */
+  onOutcome?: (source: 'github' | 'gitea', outcome: string) => void;
 }
 
 /** Remembers the last N delivery ids. */
@@ -105,7 +107,13 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
       return reply.code(202).send({ accepted: true, repo: n.event.repo, after: n.event.after });
     };
 
-    scope.post('/webhooks/github', (req, reply) => handle('github', req, reply));
-    scope.post('/webhooks/gitea', (req, reply) => handle('gitea', req, reply));
+    const counted = (source: 'github' | 'gitea') => async (req: FastifyRequest, reply: FastifyReply) => {
+      const answer = await handle(source, req, reply);
+      const code = reply.statusCode;
+      options.onOutcome?.(source, code === 401 ? 'refused' : code === 415 || code === 400 ? 'invalid' : code === 200 ? 'duplicate_or_ping' : 'accepted_or_ignored');
+      return answer;
+    };
+    scope.post('/webhooks/github', { schema: { hide: true } }, counted('github'));
+    scope.post('/webhooks/gitea', { schema: { hide: true } }, counted('gitea'));
   });
 }

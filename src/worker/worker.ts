@@ -4,6 +4,7 @@
  * once the outcome is confirmed by the broker.
  */
 import os from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
 import { MessageError, RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { decode, todoMessage, type TaskEvent, type TodoMessage } from '../core/messages.js';
@@ -140,6 +141,24 @@ export class Worker {
       }, this.options.lease.heartbeatMs);
     }
     log.debug({ argv: msg.argv, leased }, 'task started');
+    // Output goes out as it comes, a few times a second, for live logs; the whole is in the outcome.
+    const decoder = new StringDecoder('utf8');
+    let pending = '';
+    let seq = 0;
+    let flushing: Promise<unknown> = Promise.resolve();
+    const flush = () => {
+      if (!pending) return flushing;
+      const data = pending;
+      pending = '';
+      const body = { run: msg.run, task: msg.task, attempt: msg.attempt, seq: seq++, data };
+      flushing = flushing.then(() => this.options.queue.broadcast(body, 'output').catch(() => undefined));
+      return flushing;
+    };
+    const ticker = setInterval(flush, 250);
+    const onOutput = (chunk: Buffer) => {
+      pending += decoder.write(chunk);
+      if (pending.length > 64 * 1024) void flush();
+    };
     let result;
     const key = `${msg.run}/${msg.task}/${msg.attempt}`;
     const entry: { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' } = { run: msg.run, controller: new AbortController() };
@@ -147,6 +166,7 @@ export class Worker {
     try {
       result = await this.options.executor.run({
         signal: entry.controller.signal,
+        onOutput,
         image,
         argv: msg.argv,
         timeoutMs: msg.timeoutMs,
@@ -169,6 +189,9 @@ export class Worker {
     } finally {
       this.running.delete(key);
       clearInterval(heartbeat);
+      clearInterval(ticker);
+      pending += decoder.end();
+      await flush();
     }
     if (result.aborted) {
       if (entry.reason === 'shutdown') {

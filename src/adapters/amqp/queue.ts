@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Message } from 'amqplib';
 import { RequeueError, ServiceUnavailableError } from '../../core/errors.js';
-import type { Consumer, Queue, QueueName, QueueService } from '../../core/ports.js';
+import type { Broadcast, Consumer, Queue, QueueName, QueueService } from '../../core/ports.js';
 import type { Settings } from '../../core/settings.js';
 
 export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
@@ -34,8 +34,8 @@ export interface AmqpQueueOptions {
 }
 
 interface Subscription {
-  /** A queue, or the control exchange (each subscriber gets its own exclusive queue). */
-  queue: QueueName | 'control';
+  /** A queue, or a fanout exchange (each subscriber gets its own exclusive queue). */
+  queue: QueueName | 'control' | 'output';
   prefetch: number;
   handler: (content: Buffer, ackNow: () => void) => Promise<void>;
   channel?: Channel;
@@ -132,24 +132,25 @@ export class AmqpQueue implements Queue {
 
   private async declare(channel: Channel): Promise<void> {
     const args = this.options.queueType === 'classic' ? {} : { 'x-queue-type': 'quorum' };
-    const { control, ...queues } = this.options.queues;
+    const { control, output, ...queues } = this.options.queues;
     for (const name of Object.values(queues)) await channel.assertQueue(name, { durable: true, arguments: args });
     await channel.assertExchange(control, 'fanout', { durable: true });
+    await channel.assertExchange(output, 'fanout', { durable: true });
   }
 
   private name(queue: QueueName): string {
     return this.options.queues[queue];
   }
 
-  async broadcast(body: unknown): Promise<void> {
+  async broadcast(body: unknown, exchange: Broadcast = 'control'): Promise<void> {
     const channel = await this.ready();
     await new Promise<void>((resolve, reject) =>
-      channel.publish(this.options.queues.control, '', Buffer.from(JSON.stringify(body)), { contentType: 'application/json' }, (err) => (err ? reject(new Error(String(err))) : resolve())),
+      channel.publish(this.options.queues[exchange], '', Buffer.from(JSON.stringify(body)), { contentType: 'application/json' }, (err) => (err ? reject(new Error(String(err))) : resolve())),
     );
   }
 
-  async onBroadcast(handler: (content: Buffer) => void): Promise<Consumer> {
-    return this.consume('control' as QueueName, { prefetch: 16 }, async (content) => handler(content));
+  async onBroadcast(handler: (content: Buffer) => void, exchange: Broadcast = 'control'): Promise<Consumer> {
+    return this.consume(exchange as QueueName, { prefetch: 64 }, async (content) => handler(content));
   }
 
   /** Resolves once the broker has confirmed the message; waits through outages. */
@@ -206,10 +207,10 @@ export class AmqpQueue implements Queue {
     await channel.prefetch(s.prefetch);
     s.channel = channel;
     let name: string;
-    if (s.queue === 'control') {
+    if (s.queue === 'control' || s.queue === 'output') {
       // Each subscriber gets its own queue on the fanout exchange, gone with its connection.
       const q = await channel.assertQueue('', { exclusive: true, autoDelete: true });
-      await channel.bindQueue(q.queue, this.options.queues.control, '');
+      await channel.bindQueue(q.queue, this.options.queues[s.queue], '');
       name = q.queue;
     } else {
       name = this.name(s.queue);
@@ -264,6 +265,13 @@ export class AmqpQueue implements Queue {
       { noAck: false },
     );
     s.tag = consumerTag;
+  }
+
+  /** Messages waiting in a queue and how many consumers (workers, for TODO) take from it. */
+  async stats(queue: QueueName): Promise<{ messages: number; consumers: number }> {
+    const channel = await this.ready();
+    const r = await channel.checkQueue(this.name(queue));
+    return { messages: r.messageCount, consumers: r.consumerCount };
   }
 
   /** Messages waiting in a queue (not counting those delivered and unacked). */
@@ -329,9 +337,10 @@ export class AmqpQueue implements Queue {
   async deleteQueues(): Promise<void> {
     for (const sub of this.subscriptions) sub.cancelled = true;
     const channel = await this.ready();
-    const { control, ...queues } = this.options.queues;
+    const { control, output, ...queues } = this.options.queues;
     for (const name of Object.values(queues)) await channel.deleteQueue(name);
     await channel.deleteExchange(control);
+    await channel.deleteExchange(output);
   }
 
   async close(): Promise<void> {

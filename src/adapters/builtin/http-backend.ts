@@ -92,6 +92,16 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
     }
     const repo = m[1]!;
     const rest = m[2]!;
+    // A commit as plain text at a stable address, for the dashboard's links.
+    const commit = /^\/commit\/([0-9a-f]{4,40})$/.exec(rest);
+    if (commit && request.method === 'GET') {
+      try {
+        const text = await run('git', ['--git-dir', `${options.root}/${repo}.git`, 'show', '--format=fuller', '--stat', '--patch', commit[1]!, '--']);
+        return reply.type('text/plain; charset=utf-8').send(text);
+      } catch {
+        return reply.code(404).type('text/plain').send(`no commit ${commit[1]} in ${repo}\n`);
+      }
+    }
     const isPush = rest === '/git-receive-pack' || url.searchParams.get('service') === 'git-receive-pack';
     if (isPush && !options.pushable.has(repo)) {
       return reply

@@ -136,7 +136,7 @@ export class DockerExecutor implements Executor {
         AutoRemove: false,
       },
     });
-    const capture = new OutputCapture(request.outputCap);
+    const capture = new OutputCapture(request.outputCap, request.onOutput);
     let timedOut = false;
     try {
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });

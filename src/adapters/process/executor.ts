@@ -22,7 +22,7 @@ export class ProcessExecutor implements Executor {
 
   run(request: ExecRequest): Promise<ExecResult> {
     const started = Date.now();
-    const capture = new OutputCapture(request.outputCap);
+    const capture = new OutputCapture(request.outputCap, request.onOutput);
     return new Promise((resolve) => {
       const [cmd, ...args] = request.argv;
       const child = spawn(cmd!, args, {

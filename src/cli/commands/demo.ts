@@ -6,7 +6,8 @@ import { createLogger } from '../../app/logger.js';
 import { TEMPLATE_DIR } from '../../adapters/builtin/forge.js';
 import { NQUEENS_KNOWN, NQUEENS_MAX_N } from '../../core/nqueens.js';
 import { prefixedQueues } from '../../core/settings.js';
-import { progressLine, submit, waitForRun } from '../../client/submit.js';
+import { submit, waitForRun } from '../../client/submit.js';
+import { progressLine } from '../progress.js';
 import { amqpUrl, executorKind, positiveInt, settingsFrom, str, UsageError, type Flags } from '../options.js';
 
 /** Everything in a temporary home: push N-Queens through a real push and show what Git recorded. */

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import { parseDuration } from '../../core/duration.js';
-import { progressLine, submit, waitForRun } from '../../client/submit.js';
+import { submit, waitForRun } from '../../client/submit.js';
+import { createProgress } from '../progress.js';
+import type { RunView } from '../../core/run-reader.js';
 import { serverUrl, settingsFrom, str, UsageError, type Flags } from '../options.js';
 
 export async function submitCommand(flags: Flags, positionals: string[]): Promise<number> {
@@ -14,23 +16,22 @@ export async function submitCommand(flags: Flags, positionals: string[]): Promis
   const submitted = await submit({ file, url, repos: settings.repos, branch: settings.branch, ...(as ? { as } : {}), ...(token ? { token } : {}) });
   process.stdout.write(`pushed ${submitted.file} as ${submitted.commit.slice(0, 7)} to ${settings.repos.todo}; run ${submitted.run}\n`);
   if (!flags.wait) return 0;
-  const timeoutRaw = str(flags, 'timeout') ?? '30m';
-  const timeoutMs = parseDuration(timeoutRaw);
-  if (!timeoutMs) throw new UsageError(`--timeout must be a duration such as 30m, not ${JSON.stringify(timeoutRaw)}`);
-  let last = '';
-  const { view, resultText } = await waitForRun({
-    url,
-    repos: settings.repos,
-    branch: settings.branch,
-    run: submitted.run,
-    timeoutMs,
-    onProgress: (v, elapsed) => {
-      const line = progressLine(v, elapsed);
-      const key = line.replace(/^\[[^\]]*\] /, '');
-      if (key !== last) process.stdout.write(line + '\n');
-      last = key;
-    },
-  });
+  return follow({ url, settings, run: submitted.run, timeoutRaw: str(flags, 'timeout') ?? '30m' });
+}
+
+/** Shows a run's progress until its result lands; the exit code says how it ended. */
+export async function follow(options: { url: string; settings: ReturnType<typeof settingsFrom>; run: string; timeoutRaw: string }): Promise<number> {
+  const { url, settings } = options;
+  const timeoutMs = parseDuration(options.timeoutRaw);
+  if (!timeoutMs) throw new UsageError(`--timeout must be a duration such as 30m, not ${JSON.stringify(options.timeoutRaw)}`);
+  const progress = createProgress();
+  let view: RunView;
+  let resultText: string | undefined;
+  try {
+    ({ view, resultText } = await waitForRun({ url, repos: settings.repos, branch: settings.branch, run: options.run, timeoutMs, onProgress: (v, elapsed) => progress.update(v, elapsed) }));
+  } finally {
+    progress.done();
+  }
   if (view.run.state === 'rejected') {
     process.stdout.write(`rejected: ${view.run.error}\n`);
     return 2;

@@ -1,0 +1,106 @@
+// The gitjobs dashboard: no build step, data from the JSON API (read from the
+// tracking repository), live through Server-Sent Events.
+const main = document.getElementById('main');
+const live = document.getElementById('live');
+
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+const dur = (ms) => (ms === undefined || ms === null ? '' : ms < 60000 ? `${(ms / 1000).toFixed(2)}s` : `${Math.floor(ms / 60000)}m${String(Math.round((ms % 60000) / 1000)).padStart(2, '0')}s`);
+const state = (s) => `<span class="state state-${esc(s)}">${esc(s)}</span>`;
+const commitLink = (repo, sha, label) => `<a href="/git/${esc(repo)}.git/commit/${esc(sha)}">${esc(label ?? sha.slice(0, 7))}</a>`;
+
+let refresh = () => {};
+let timer;
+const soon = () => { clearTimeout(timer); timer = setTimeout(() => refresh(), 150); };
+
+const events = new EventSource('/api/events');
+events.onopen = () => (live.textContent = 'live');
+events.onerror = () => (live.textContent = 'reconnecting…');
+events.addEventListener('task', soon);
+events.addEventListener('run', soon);
+
+async function runsPage() {
+  main.dataset.page = 'runs';
+  const { runs } = await (await fetch('/api/runs')).json();
+  document.title = 'Runs · gitjobs';
+  main.innerHTML = `<h2>Runs</h2>${runs.length === 0 ? '<p>No runs yet. Push a project to <code>projects/</code> in the todo repository.</p>' : `
+  <table><caption class="muted">Newest first</caption><thead><tr><th scope="col">Run</th><th scope="col">Project</th><th scope="col">Source commit</th><th scope="col">State</th><th scope="col">Progress</th><th scope="col">Duration</th></tr></thead><tbody>
+  ${runs.slice().reverse().map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.project)}</td><td><code>${esc(r.todoCommit.slice(0, 7))}</code> <span class="muted">${esc(r.file)}</span></td><td>${state(r.state)}</td><td class="progress">${r.progress.done}/${r.progress.total}${r.progress.failed ? ` (${r.progress.failed} failed)` : ''}</td><td>${dur(r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.createdAt) : Date.now() - Date.parse(r.createdAt))}</td></tr>`).join('')}
+  </tbody></table>`}`;
+}
+
+async function runPage(id) {
+  const res = await fetch(`/api/runs/${encodeURIComponent(id)}`);
+  if (!res.ok) { main.innerHTML = `<p>No run ${esc(id)}.</p>`; return; }
+  const view = await res.json();
+  const r = view.run;
+  document.title = `${r.id} · gitjobs`;
+  const byTask = new Map();
+  for (const c of view.commits) if (c.task) byTask.set(c.task, [...(byTask.get(c.task) ?? []), c]);
+  // Only the run's summary and tasks are redrawn on updates; an open log keeps streaming.
+  if (main.dataset.page !== `run:${r.id}`) {
+    main.dataset.page = `run:${r.id}`;
+    main.innerHTML = '<div id="runinfo"></div><section aria-label="Task output" id="output"></section>';
+  }
+  document.getElementById('runinfo').innerHTML = `<h2>Run ${esc(r.id)} ${state(r.state)}</h2>
+  <p>Project <strong>${esc(r.project)}</strong> from <code>${esc(r.file)}</code> at <code>${esc(r.todoCommit.slice(0, 7))}</code>, config <code>${esc((r.configCommit ?? '').slice(0, 7))}</code>; ${view.progress.done}/${view.progress.total} tasks done${r.error ? `; <span class="state-failed">${esc(r.error)}</span>` : ''}.</p>
+  <table><caption class="muted">Tasks</caption><thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Exit</th><th scope="col">Duration</th><th scope="col">Image</th><th scope="col">Worker</th><th scope="col">Transitions</th><th scope="col">Output</th></tr></thead><tbody>
+  ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(view.repo, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
+  </tbody></table>`;
+  main.querySelectorAll('button[data-log]').forEach((b) => b.addEventListener('click', () => showLog(r.id, b.dataset.log)));
+}
+
+let logStream;
+function showLog(run, task) {
+  logStream?.close();
+  const section = document.getElementById('output');
+  section.innerHTML = `<h3>Output of ${esc(task)}</h3><pre class="log" data-task="${esc(task)}" tabindex="0" aria-live="polite"></pre>`;
+  const pre = section.querySelector('pre');
+  logStream = new EventSource(`/api/runs/${encodeURIComponent(run)}/tasks/${encodeURIComponent(task)}/log`);
+  logStream.addEventListener('output', (e) => { pre.textContent += JSON.parse(e.data); pre.scrollTop = pre.scrollHeight; });
+  logStream.addEventListener('log', (e) => { pre.textContent = JSON.parse(e.data); });
+  logStream.addEventListener('attempt', (e) => { pre.textContent += `\n--- attempt ${JSON.parse(e.data).attempt} ---\n`; });
+  logStream.addEventListener('end', () => logStream.close());
+}
+
+function queuesPage() {
+  main.dataset.page = 'queues';
+  logStream?.close();
+  document.title = 'Queues · gitjobs';
+  main.innerHTML = `<h2>Queue web services</h2>
+  <p class="muted">Create a queue, send a message, take one. Needs the API token when the server has one.</p>
+  <form id="qform">
+    <label>API token <input id="qtoken" type="password" autocomplete="off" value="${esc(sessionStorage.getItem('gitjobs-token') ?? '')}"></label>
+    <label>Queue <input id="qname" required pattern="[A-Za-z0-9._-]{1,100}" value="demo"></label>
+    <label>Message <textarea id="qbody" rows="2">bonjour</textarea></label>
+    <button type="button" data-op="create">Create</button>
+    <button type="button" data-op="send">Send</button>
+    <button type="button" data-op="take">Take one</button>
+    <button type="button" data-op="delete">Delete</button>
+  </form>
+  <pre id="qresult" class="log" role="status" aria-live="polite"></pre>`;
+  const out = document.getElementById('qresult');
+  main.querySelectorAll('button[data-op]').forEach((b) => b.addEventListener('click', async () => {
+    const token = document.getElementById('qtoken').value;
+    sessionStorage.setItem('gitjobs-token', token);
+    const name = encodeURIComponent(document.getElementById('qname').value);
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const op = b.dataset.op;
+    const req = op === 'create' ? fetch('/api/queues', { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: decodeURIComponent(name) }) })
+      : op === 'send' ? fetch(`/api/queues/${name}/messages`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: document.getElementById('qbody').value })
+      : op === 'take' ? fetch(`/api/queues/${name}/messages`, { headers })
+      : fetch(`/api/queues/${name}`, { method: 'DELETE', headers });
+    const res = await req;
+    out.textContent = `${op}: ${res.status} ${res.statusText}\n${res.status === 204 ? '(empty)' : await res.text()}`;
+  }));
+}
+
+function route() {
+  const hash = location.hash || '#/';
+  logStream?.close();
+  const m = /^#\/runs\/([A-Za-z0-9._-]+)$/.exec(hash);
+  refresh = m ? () => runPage(m[1]) : hash === '#/queues' ? () => {} : () => runsPage();
+  if (hash === '#/queues') queuesPage(); else refresh();
+  main.focus({ preventScroll: true });
+}
+window.addEventListener('hashchange', route);
+route();

@@ -1,0 +1,185 @@
+/**
+ * Watching it work: live logs over SSE, Prometheus metrics, the CLI's
+ * progress in a pseudo-terminal, and the dashboard in real headless Chromium.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runIdFor } from '../../src/core/ids.js';
+import { waitFor } from '../helpers/processes.js';
+import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
+
+const CLI = path.resolve('dist/cli/main.js');
+let stack: Stack;
+let base: string;
+beforeAll(async () => {
+  stack = await startStack({ workers: 2 });
+  base = stack.running.url;
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Reads Server-Sent Events from a URL until `until` says stop. */
+async function sse(url: string, until: (events: { event: string; data: unknown; at: number }[]) => boolean, timeoutMs = 30_000) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const events: { event: string; data: unknown; at: number }[] = [];
+  const res = await fetch(url, { signal: controller.signal });
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let sep: number;
+      while ((sep = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, sep);
+        buffer = buffer.slice(sep + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data !== undefined) events.push({ event, data: JSON.parse(data), at: Date.now() });
+        if (until(events)) {
+          controller.abort();
+          return events;
+        }
+      }
+    }
+  } catch (err) {
+    if ((err as Error).name !== 'AbortError') throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return events;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(args[0]!, args.slice(1), { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('live logs', () => {
+  it('stream a running task’s output before the task ends, then end with its state', async () => {
+    const commit = await stack.push({ 'projects/stream.json': JSON.stringify({ tasks: [{ id: 's', run: 'echo first; sleep 3; echo second' }] }) });
+    const runId = runIdFor('projects/stream.json', commit);
+    await waitFor('running', async () => (await stack.readRun(runId))?.tasks[0]!.state === 'running');
+    const events = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => ev.some((e) => e.event === 'end'));
+    const text = events.filter((e) => e.event === 'output').map((e) => e.data as string).join('');
+    expect(text).toBe('first\nsecond\n');
+    const first = events.find((e) => e.event === 'output' && (e.data as string).includes('first'))!;
+    const end = events.find((e) => e.event === 'end')!;
+    expect(end.data).toEqual({ state: 'succeeded', exitCode: 0 });
+    // "first" came well before the task ended.
+    expect(end.at - first.at).toBeGreaterThan(1500);
+    // Once finished, the whole log comes from tracking.
+    const after = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => ev.some((e) => e.event === 'end'));
+    expect(after.map((e) => e.event)).toEqual(['log', 'end']);
+    expect(after[0]!.data).toBe('first\nsecond\n');
+    const logs = await cli([process.execPath, CLI, 'logs', runId, 's', '--url', base]);
+    expect(logs.stdout).toBe('first\nsecond\n');
+  });
+});
+
+describe('metrics', () => {
+  const parse = (text: string) => {
+    const samples = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+      expect(m, `not Prometheus text: ${line}`).toBeTruthy();
+      samples.set(m![1]!, Number(m![2]));
+    }
+    return samples;
+  };
+
+  it('parse as Prometheus text, and move when a run completes', async () => {
+    const res = await fetch(`${base}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const before = parse(await res.text());
+    const commit = await stack.push({ 'projects/metered.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 'echo b' }] }) });
+    await stack.waitForRun(runIdFor('projects/metered.json', commit));
+    const after = parse(await (await fetch(`${base}/metrics`)).text());
+    const finished = (m: Map<string, number>) => m.get('gitjobs_runs_finished_total{state="succeeded"}') ?? 0;
+    expect(finished(after)).toBe(finished(before) + 1);
+    expect(after.get('gitjobs_transitions_total{to="succeeded"}')! - (before.get('gitjobs_transitions_total{to="succeeded"}') ?? 0)).toBe(2);
+    expect(after.get('gitjobs_task_duration_seconds_count{state="succeeded"}')).toBeGreaterThanOrEqual(2);
+    expect(after.get('gitjobs_task_queue_wait_seconds_count')).toBeGreaterThanOrEqual(2);
+    expect(after.get('gitjobs_transition_commit_seconds_count{repo="tache_suivi"}')).toBeGreaterThanOrEqual(4);
+    expect(after.get('gitjobs_runs{state="succeeded"}')).toBeGreaterThanOrEqual(1);
+    expect(after.get('gitjobs_tasks{state="succeeded"}')).toBeGreaterThanOrEqual(2);
+    expect(after.get('gitjobs_queue_messages{queue="todo"}')).toBe(0);
+    expect(after.get('gitjobs_workers')).toBe(1);
+  });
+});
+
+describe('submit --wait in a pseudo-terminal', () => {
+  it('draws a progress bar and exits 0 on success, non-zero on failure', async () => {
+    const dir = tmpdir('pty');
+    fs.writeFileSync(path.join(dir, 'ok.json'), JSON.stringify({ tasks: [{ id: 'a', run: 'sleep 1; echo fine' }, { id: 'b', run: 'echo too' }] }));
+    fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ tasks: [{ id: 'a', run: 'sleep 1; exit 4' }] }));
+    const run = (file: string) => cli(['script', '-qec', `${process.execPath} ${CLI} submit ${path.join(dir, file)} --wait --url ${base}`, '/dev/null'], { GITJOBS_QUEUE_PREFIX: stack.settings.queues.todo.replace(/\.TODO$/, '') });
+    const ok = await run('ok.json');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/\r\x1b\[2K\S+ \[[█░]{24}\] \d\/2 done/);
+    expect(ok.stdout).toContain('[████████████████████████] 2/2 done');
+    expect(ok.stdout).toContain('result (succeeded):');
+    const bad = await run('bad.json');
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('1/1 done, 1 failed');
+    expect(bad.stdout).toContain('task a failed: exit 4');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('dashboard', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows a pushed run, follows a task from queued to succeeded without a reload, opens its log and a commit', async () => {
+    const page = await browser.newPage();
+    let loads = 0;
+    page.on('load', () => loads++);
+    await page.goto(`${base}/`);
+    await page.getByRole('status').filter({ hasText: 'live' }).waitFor();
+    const commit = await stack.push({ 'projects/watched.json': JSON.stringify({ tasks: [{ id: 'slow', run: 'echo starting; sleep 3; echo finished' }] }) });
+    const runId = runIdFor('projects/watched.json', commit);
+    const link = page.getByRole('link', { name: runId });
+    await link.waitFor({ timeout: 20_000 });
+    await link.click();
+    const stateCell = page.locator('tr[data-task="slow"] td.task-state');
+    await stateCell.filter({ hasText: /queued|running/ }).waitFor({ timeout: 20_000 });
+    const seen = [await stateCell.textContent()];
+    await page.getByRole('button', { name: 'log' }).click();
+    await page.locator('pre.log').filter({ hasText: 'starting' }).waitFor({ timeout: 20_000 });
+    await stateCell.filter({ hasText: 'succeeded' }).waitFor({ timeout: 30_000 });
+    seen.push(await stateCell.textContent());
+    expect(seen[0]).toMatch(/queued|running/);
+    expect(seen.at(-1)).toBe('succeeded');
+    await page.locator('pre.log').filter({ hasText: 'finished' }).waitFor({ timeout: 10_000 });
+    expect(loads).toBe(1);
+    fs.mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true });
+    const commitLink = page.locator('tr[data-task="slow"] a').filter({ hasText: 'running -> succeeded' });
+    await commitLink.click();
+    await page.waitForURL(/\/git\/tache_suivi\.git\/commit\/[0-9a-f]{40}$/);
+    const body = await page.textContent('body');
+    expect(body).toMatch(new RegExp(`${runId}/slow: running -> succeeded`));
+    expect(body).toContain('Worker-Host:');
+  });
+});
