@@ -175,7 +175,15 @@ export async function up(options: UpOptions): Promise<Running> {
         (a) => registerDashboard(a),
         (a) =>
           a.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())),
-        (a) => registerApi(a, { store: masked, trackingRepo: settings.repos.tracking, cancel, apiToken: options.apiToken }),
+        (a) =>
+          registerApi(a, {
+            store: masked,
+            trackingRepo: settings.repos.tracking,
+            cancel,
+            apiToken: options.apiToken,
+            // On a forge, its own commit page; here, the built-in host's plain text.
+            commitUrl: (sha) => (remote ? `${remote.cloneUrl(settings.repos.tracking).replace(/\.git$/, '')}/commit/${sha}` : `/git/${settings.repos.tracking}.git/commit/${sha}`),
+          }),
         (a) => registerQueueRoutes(a, { service: queue.service, reserved: Object.values(settings.queues), apiToken: options.apiToken }),
       ],
     });

@@ -15,7 +15,12 @@ export interface ApiOptions {
   cancel: (runId: string, reason: string) => Promise<CancelOutcome>;
   /** Bearer token for endpoints that change anything; without one, only loopback clients may. */
   apiToken: string | undefined;
+  /** Where a tracking commit can be seen: the built-in host's plain text, or the forge's commit page. */
+  commitUrl: (sha: string) => string;
 }
+
+const RUN_PARAMS = { type: 'object', properties: { run: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }, required: ['run'] } as const;
+const PROGRESS = { type: 'object', properties: { done: { type: 'integer' }, failed: { type: 'integer' }, total: { type: 'integer' } } } as const;
 
 function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
@@ -38,7 +43,29 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { store, trackingRepo } = options;
   const source: TreeSource = { readFile: (c, p) => store.readFile(trackingRepo, c, p), listDir: (c, p) => store.listDir(trackingRepo, c, p) };
 
-  app.get('/api/runs', async () => {
+  app.get(
+    '/api/runs',
+    {
+      schema: {
+        summary: 'Runs, as the tracking repository records them',
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              tracking: { type: 'string' },
+              runs: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: { id: { type: 'string' }, project: { type: 'string' }, file: { type: 'string' }, state: { type: 'string' }, todoCommit: { type: 'string' }, createdAt: { type: 'string' }, finishedAt: { type: 'string' }, progress: PROGRESS },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async () => {
     const head = await store.head(trackingRepo);
     if (!head) return { runs: [] };
     const runs = [];
@@ -48,9 +75,10 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     }
     runs.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     return { tracking: head, runs };
-  });
+  },
+  );
 
-  app.get<{ Params: { run: string } }>('/api/runs/:run', async (request, reply) => {
+  app.get<{ Params: { run: string } }>('/api/runs/:run', { schema: { summary: 'A run, its tasks and its commits', params: RUN_PARAMS } }, async (request, reply) => {
     if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
     const head = await store.head(trackingRepo);
     const view = head && (await readRunView(source, head, request.params.run));
@@ -61,11 +89,21 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       .map((c) => ({ commit: c.oid, subject: c.message.split('\n')[0]! }))
       .filter((c) => c.subject.startsWith(`${runId}: `) || c.subject.startsWith(`${runId}/`))
       .reverse()
-      .map((c) => ({ ...c, ...(c.subject.startsWith(`${runId}/`) ? { task: c.subject.slice(runId.length + 1).split(':')[0] } : {}) }));
+      .map((c) => ({ ...c, url: options.commitUrl(c.commit), ...(c.subject.startsWith(`${runId}/`) ? { task: c.subject.slice(runId.length + 1).split(':')[0] } : {}) }));
     return { repo: trackingRepo, tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t), commits };
   });
 
-  app.post<{ Params: { run: string }; Body: { reason?: string } | undefined }>('/api/runs/:run/cancel', async (request, reply) => {
+  app.post<{ Params: { run: string }; Body: { reason?: string } | undefined }>(
+    '/api/runs/:run/cancel',
+    {
+      schema: {
+        summary: 'Cancel a run (bearer token when GITJOBS_API_TOKEN is set)',
+        params: RUN_PARAMS,
+        security: [{ bearer: [] }],
+        response: { 202: { type: 'object', properties: { cancelled: { type: 'boolean' }, tasks: { type: 'integer' } } } },
+      },
+    },
+    async (request, reply) => {
     if (!authorise(request, reply, options.apiToken)) return reply;
     if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
     const reason = typeof request.body?.reason === 'string' && request.body.reason.trim() ? request.body.reason.trim().slice(0, 200) : 'cancelled through the API';
@@ -73,5 +111,6 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${request.params.run}` });
     if (r.outcome === 'finished') return reply.code(409).send({ error: `run ${request.params.run} is already ${r.state}` });
     return reply.code(202).send({ cancelled: true, tasks: r.tasks });
-  });
+  },
+  );
 }

@@ -89,7 +89,7 @@ async function setup(options: { pollMs?: number } = {}) {
 
 describe('repositories on a forge', () => {
   it('runs a pushed project, pushes every transition back while another client pushes to tracking, and keeps both', async () => {
-    const { standIn, settings, push, deliver, waitOnForge } = await setup();
+    const { standIn, settings, push, deliver, waitOnForge, running } = await setup();
     const project = { project: 'remote', tasks: ['a', 'b', 'c', 'd'].map((id) => ({ id, run: `sleep 0.4; echo ${id}` })) };
     const { before, after } = await push(settings.repos.todo, { 'projects/remote.json': JSON.stringify(project) }, 'Add remote project');
     const res = await deliver(before, after, 'delivery-1');
@@ -117,6 +117,11 @@ describe('repositories on a forge', () => {
     expect(fs.readFileSync(path.join(dir, 'notes/from-someone-else.txt'), 'utf8')).toBe('hello\n');
     git(dir, 'fsck', '--strict');
     fs.rmSync(dir, { recursive: true, force: true });
+
+    // The API links each transition to the forge's own commit page.
+    const api = await (await fetch(`${running.url}/api/runs/${runId}`)).json();
+    expect(api.commits.length).toBe(1 + 4 * 2 + 1);
+    for (const c of api.commits) expect(c.url).toBe(`${standIn.gitBaseUrl}/${settings.repos.tracking}/commit/${c.commit}`);
 
     // Commit statuses on the todo commit: pending with progress, then success.
     const statuses = standIn.calls.filter((c) => c.method === 'POST' && c.path === `/api/v1/repos/${standIn.owner}/${settings.repos.todo}/statuses/${after}`);
