@@ -108,6 +108,13 @@ class BranchWriter {
   }
 
   private async currentHead(): Promise<string | undefined> {
+    // The loose ref file is what git and this writer update; read it directly (packed refs as a fallback).
+    try {
+      const text = (await fs.promises.readFile(path.join(this.gitdir, this.ref), 'utf8')).trim();
+      if (/^[0-9a-f]{40}$/.test(text)) return text;
+    } catch {
+      /* not loose */
+    }
     try {
       return await git.resolveRef({ fs, gitdir: this.gitdir, ref: this.ref });
     } catch {
@@ -140,8 +147,12 @@ class BranchWriter {
 
   private async write(changes: FileChange[], message: string, expectedHead?: string): Promise<string> {
     for (;;) {
-      await this.refresh();
-      if (expectedHead !== undefined && this.head !== expectedHead) throw new ConflictError(path.basename(this.gitdir, '.git'), expectedHead, this.head ?? undefined);
+      // The head is read once per writer and then trusted: the compare-and-swap below notices any other writer.
+      if (this.head === null) await this.refresh();
+      if (expectedHead !== undefined && this.head !== expectedHead) {
+        await this.refresh();
+        if (this.head !== expectedHead) throw new ConflictError(path.basename(this.gitdir, '.git'), expectedHead, this.head ?? undefined);
+      }
       const oid = await this.build(changes, message);
       if (await this.compareAndSwap(this.head ?? undefined, oid)) {
         this.head = oid;
