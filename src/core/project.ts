@@ -241,18 +241,8 @@ export function parseProject(file: string, text: string): Project {
   if ('nqueens' in doc) {
     const r = nqueensProject.safeParse(doc);
     if (!r.success) throw new ProjectError(file, problemsOf(r.error));
-    const p = r.data;
-    const timeoutMs = p.timeout !== undefined ? parseDuration(p.timeout)! : DEFAULT_TIMEOUT_MS;
-    return {
-      ...requestedLimits(p.limits),
-      name: p.project ?? nameFromFile(file),
-      format: 'nqueens',
-      worker: p.worker ?? 'default',
-      timeoutMs,
-      retries: p.retries ?? 0,
-      reduce: p.reduce ?? 'sum',
-      tasks: nqueensTasks(p.nqueens.n).map((t) => ({ ...t, timeoutMs })),
-    };
+    const project = settingsOf(file, r.data, 'nqueens', 'sum');
+    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs })) };
   }
 
   if (!('tasks' in doc)) {
@@ -264,23 +254,31 @@ export function parseProject(file: string, text: string): Project {
   const r = tasksProject.safeParse(doc);
   if (!r.success) throw new ProjectError(file, problemsOf(r.error));
   const p = r.data;
-  const timeoutMs = p.timeout !== undefined ? parseDuration(p.timeout)! : DEFAULT_TIMEOUT_MS;
   const ids = p.tasks.map((t) => t.id);
   const dup = duplicates(ids);
   if (dup.length) throw new ProjectError(file, dupProblems(dup, ids, (i) => `$.tasks[${i}].id`));
+  const project = settingsOf(file, p, 'tasks', 'concat');
+  const timeoutMs = project.timeoutMs;
   return {
-    ...requestedLimits(p.limits),
-    name: p.project ?? nameFromFile(file),
-    format: 'tasks',
-    worker: p.worker ?? 'default',
-    timeoutMs,
-    retries: p.retries ?? 0,
-    reduce: p.reduce ?? 'concat',
+    ...project,
     tasks: p.tasks.map((t) => ({
       id: t.id,
       argv: typeof t.run === 'string' ? ['sh', '-c', t.run] : t.run,
       timeoutMs: t.timeout !== undefined ? parseDuration(t.timeout)! : timeoutMs,
     })),
+  };
+}
+
+/** The fields both object shapes share, with their defaults. */
+function settingsOf(file: string, p: z.infer<typeof tasksProject> | z.infer<typeof nqueensProject>, format: Project['format'], reduceDefault: ReducerName): Omit<Project, 'tasks'> {
+  return {
+    ...requestedLimits(p.limits),
+    name: p.project ?? nameFromFile(file),
+    format,
+    worker: p.worker ?? 'default',
+    timeoutMs: p.timeout !== undefined ? parseDuration(p.timeout)! : DEFAULT_TIMEOUT_MS,
+    retries: p.retries ?? 0,
+    reduce: p.reduce ?? reduceDefault,
   };
 }
 

@@ -13,7 +13,7 @@ import { runIdFor } from '../../src/core/ids.js';
 import { prefixedQueues } from '../../src/core/settings.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
-import { gitjobs, readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
+import { finishedRun, gitjobs, readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
 import { AMQP_URL, git, gitAsync, startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -97,10 +97,7 @@ describe('faults', () => {
     expect((await leftover()).length).toBeGreaterThan(0);
     track(await startWorker(p, path.join(h, 'w2'), 2));
     expect(await leftover()).toHaveLength(0);
-    const view = await waitFor('the run to finish', async () => {
-      const v = await readRun(h, runId);
-      return v?.run.doneCommit ? v : undefined;
-    });
+    const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(3));
     checkStory(view);
@@ -137,10 +134,7 @@ describe('faults', () => {
     server.child.kill('SIGKILL');
     await server.exited;
     server = track(await startUp(h, p, 2));
-    const view = await waitFor('the run to finish', async () => {
-      const v = await readRun(h, runId);
-      return v?.run.doneCommit ? v : undefined;
-    });
+    const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(4));
     checkStory(view);
@@ -161,10 +155,7 @@ describe('faults', () => {
     const before = await readRun(h, runId);
     expect(before!.run.doneCommit).toBeUndefined();
     server = track(await startUp(h, p, 2));
-    const view = await waitFor('the run to finish', async () => {
-      const v = await readRun(h, runId);
-      return v?.run.doneCommit ? v : undefined;
-    });
+    const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(4));
     checkStory(view);
@@ -181,10 +172,7 @@ describe('faults', () => {
       runs.push(runIdFor(`projects/${name}.json`, commit));
     }
     for (const runId of runs) {
-      const view = await waitFor(`run ${runId}`, async () => {
-        const v = await readRun(h, runId);
-        return v?.run.doneCommit ? v : undefined;
-      });
+      const view = await finishedRun(h, runId);
       expect(view.run.state, JSON.stringify(view.tasks.filter((t) => t.state !== 'succeeded'), null, 1) + view.log.join('\n')).toBe('succeeded');
       expect(await resultText(h, runId)).toBe(expected(4));
       expect(view.log).toHaveLength(1 + 4 * 2 + 1);
@@ -211,10 +199,7 @@ describe('faults', () => {
     expect(await w1.exited).toBe(0);
     expect(Date.now() - stopped).toBeLessThan(4000);
     track(await startWorker(p, path.join(h, 'w2'), 2));
-    const view = await waitFor('the run to finish', async () => {
-      const v = await readRun(h, runId);
-      return v?.run.doneCommit ? v : undefined;
-    });
+    const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(2));
     checkStory(view);
@@ -241,10 +226,7 @@ describe('faults', () => {
       );
       let commit = await pushTo(server.url, 'projects/leased.json', project('leased'));
       let runId = runIdFor('projects/leased.json', commit);
-      let view = await waitFor('the leased run', async () => {
-        const v = await readRun(h, runId);
-        return v?.run.doneCommit ? v : undefined;
-      });
+      let view = await finishedRun(h, runId);
       expect(view.run.state).toBe('succeeded');
       expect(fs.readFileSync(`${count}-leased`, 'utf8')).toBe('x\n');
       expect(view.log.filter((s) => / running -> running /.test(s))).toHaveLength(0);
@@ -256,10 +238,7 @@ describe('faults', () => {
       track(await gitjobs(['worker', '--executor', 'process', '--cache', path.join(h, 'w2')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
       commit = await pushTo(server.url, 'projects/held.json', project('held'));
       runId = runIdFor('projects/held.json', commit);
-      view = await waitFor('the held run', async () => {
-        const v = await readRun(h, runId);
-        return v?.run.doneCommit ? v : undefined;
-      });
+      view = await finishedRun(h, runId);
       expect(fs.readFileSync(`${count}-held`, 'utf8').length).toBeGreaterThanOrEqual(4);
     });
 
@@ -275,10 +254,7 @@ describe('faults', () => {
       w1.child.kill('SIGKILL');
       await w1.exited;
       track(await gitjobs(['worker', '--consumer-timeout', '2s', '--cache', path.join(h, 'w2')], env, /taking tasks from/));
-      const view = await waitFor('the run to finish', async () => {
-        const v = await readRun(h, runId);
-        return v?.run.doneCommit ? v : undefined;
-      });
+      const view = await finishedRun(h, runId);
       expect(view.run.state).toBe('succeeded');
       expect(await resultText(h, runId)).toBe('survived\n');
       expect(view.log).toContainEqual(expect.stringMatching(new RegExp(`^${runId}/long: running -> failed \\(worker lost: no heartbeat from \\S+ for 1\\.50s, \\d+\\.\\d\\ds, attempt 1/2\\)$`)));

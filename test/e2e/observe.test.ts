@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEvents } from '../../src/client/sse.js';
 import { runIdFor } from '../../src/core/ids.js';
 import { waitFor } from '../helpers/processes.js';
 import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
@@ -29,22 +30,12 @@ async function sse(url: string, until: (events: { event: string; data: unknown; 
   const events: { event: string; data: unknown; at: number }[] = [];
   const res = await fetch(url, { signal: controller.signal });
   expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-  const decoder = new TextDecoder();
-  let buffer = '';
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let sep: number;
-      while ((sep = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, sep);
-        buffer = buffer.slice(sep + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (event && data !== undefined) events.push({ event, data: JSON.parse(data), at: Date.now() });
-        if (until(events)) {
-          controller.abort();
-          return events;
-        }
+    for await (const e of readEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      events.push({ ...e, at: Date.now() });
+      if (until(events)) {
+        controller.abort();
+        return events;
       }
     }
   } catch (err) {

@@ -74,3 +74,15 @@ export async function resultText(home: string, runId: string): Promise<string | 
   const head = await store.head('tache_termine');
   return head ? store.readFile('tache_termine', head, layout.resultText(runId)) : undefined;
 }
+
+/** Waits until the run in an `up` home has its result, and returns it as tracking has it. */
+export function finishedRun(home: string, runId: string, timeoutMs?: number) {
+  return waitFor(
+    `run ${runId} to finish`,
+    async () => {
+      const v = await readRun(home, runId);
+      return v?.run.doneCommit ? v : undefined;
+    },
+    timeoutMs,
+  );
+}

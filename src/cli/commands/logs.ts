@@ -1,3 +1,4 @@
+import { readEvents } from '../../client/sse.js';
 import { serverUrl, UsageError, type Flags } from '../options.js';
 
 /**
@@ -28,26 +29,15 @@ export async function logsCommand(flags: Flags, positionals: string[]): Promise<
     quiet = setTimeout(() => controller.abort(), 400);
   };
   arm();
-  const decoder = new TextDecoder();
-  let buffer = '';
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let sep: number;
-      while ((sep = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, sep);
-        buffer = buffer.slice(sep + 2);
-        const event = /^event: (.*)$/m.exec(block)?.[1];
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (!event || data === undefined) continue;
-        if (event === 'output' || event === 'log') process.stdout.write(JSON.parse(data) as string);
-        else if (event === 'attempt') process.stdout.write(`--- attempt ${(JSON.parse(data) as { attempt: number }).attempt} ---\n`);
-        else if (event === 'end') {
-          controller.abort();
-          return 0;
-        }
-        arm();
+    for await (const { event, data } of readEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (event === 'output' || event === 'log') process.stdout.write(data as string);
+      else if (event === 'attempt') process.stdout.write(`--- attempt ${(data as { attempt: number }).attempt} ---\n`);
+      else if (event === 'end') {
+        controller.abort();
+        return 0;
       }
+      arm();
     }
   } catch (err) {
     if ((err as Error).name !== 'AbortError') throw err;
