@@ -22,7 +22,7 @@ repository, and the result is committed to the done repository.
 
 Usage:
   gitjobs up [--home DIR] [--host 127.0.0.1] [--port 8080] [--workers 2]
-             [--executor docker|process] [--public-url URL]
+             [--executor docker|process] [--public-url URL] [--grace 30s]
              [--forge github|gitea --owner OWNER [--forge-url URL]] [--poll 30s]
       Built-in Git host, HTTP server, dispatcher, collector and N workers in one
       process. Prints the clone URLs. On SIGINT or SIGTERM it stops taking tasks,
@@ -59,7 +59,8 @@ Usage:
 
 Common options:
   --amqp-url URL        RabbitMQ (env GITJOBS_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
-  --queue-prefix P      queues P.TODO and P.DONE instead of TODO and DONE (env GITJOBS_QUEUE_PREFIX)
+  --queue-prefix P      P.TODO, P.DONE, P.DEAD and the P.CONTROL and P.OUTPUT exchanges instead of
+                        TODO, DONE, DEAD, CONTROL and OUTPUT (env GITJOBS_QUEUE_PREFIX)
   --todo-repo NAME      default tache_a_faire (env GITJOBS_TODO_REPO)
   --tracking-repo NAME  default tache_suivi (env GITJOBS_TRACKING_REPO)
   --done-repo NAME      default tache_termine (env GITJOBS_DONE_REPO)

@@ -227,6 +227,7 @@ export class AmqpQueue implements Queue {
       name,
       (msg: ConsumeMessage | null) => {
         if (!msg) {
+          if (s.cancelled) return; // we deleted the queue ourselves
           // The broker cancelled us (the queue was deleted): declare it again and resume.
           this.options.log?.warn({ queue: name }, 'consumer cancelled by the broker; resuming');
           void channel.close().catch(() => undefined);
