@@ -224,6 +224,7 @@ describe('faults', () => {
       const leased = track(
         await gitjobs(['worker', '--executor', 'process', '--consumer-timeout', '2s', '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' }, /taking tasks from/),
       );
+      expect(leased.output()).toContain('NO sandbox');
       let commit = await pushTo(server.url, 'projects/leased.json', project('leased'));
       let runId = runIdFor('projects/leased.json', commit);
       let view = await finishedRun(h, runId);

@@ -1,5 +1,6 @@
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
+import { UNSANDBOXED_WARNING } from '../../adapters/process/executor.js';
 import { amqpPassword, ensureWebhookSecret, SecretMasker } from '../../app/secrets.js';
 import { parseDuration } from '../../core/duration.js';
 import { amqpUrl, executorKind, home, port, positiveInt, remoteForge, settingsFrom, str, graceMs, UsageError, webhookSecret, type Flags } from '../options.js';
@@ -26,6 +27,7 @@ export async function upCommand(flags: Flags): Promise<number> {
   const pollMs = pollRaw === undefined ? undefined : parseDuration(pollRaw);
   if (pollRaw !== undefined && !pollMs) throw new UsageError(`--poll must be a duration such as 30s, not ${JSON.stringify(pollRaw)}`);
   if (pollMs && !forge) throw new UsageError('--poll watches a forge: use it with --forge github or --forge gitea');
+  if (executorKind(flags) === 'process' && positiveInt(flags, 'workers', 2) > 0) process.stderr.write(`\n${UNSANDBOXED_WARNING}\n\n`);
   const running = await up({
     home: homeDir,
     ...(forge ? { forge } : {}),

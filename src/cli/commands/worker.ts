@@ -1,5 +1,6 @@
 import { workerOnly } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
+import { UNSANDBOXED_WARNING } from '../../adapters/process/executor.js';
 import { amqpUrl, executorKind, positiveInt, settingsFrom, str, graceMs, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
 
@@ -7,6 +8,7 @@ export async function workerCommand(flags: Flags): Promise<number> {
   const settings = settingsFrom(flags);
   const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info');
   const cacheDir = str(flags, 'cache');
+  if (executorKind(flags) === 'process') process.stderr.write(`\n${UNSANDBOXED_WARNING}\n\n`);
   const running = await workerOnly({
     workers: Math.max(1, positiveInt(flags, 'workers', 2)),
     executor: executorKind(flags),
