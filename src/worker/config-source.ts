@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RemoteRepo } from '../adapters/git/remote-repo.js';
 import type { WorkerSource } from '../core/ports.js';
+import { processAlive } from '../adapters/process/alive.js';
 
 export class ConfigSource {
   private readonly repos = new Map<string, RemoteRepo>();
   private readonly exports = new Map<string, Promise<WorkerSource>>();
+  private cleaned = false;
 
   constructor(
     private readonly cacheDir: string,
@@ -28,14 +30,30 @@ export class ConfigSource {
     return pending;
   }
 
+  private reposDir(): string {
+    const root = path.join(this.cacheDir, 'repos');
+    if (!this.cleaned) {
+      this.cleaned = true;
+      // Mirrors of processes that are gone.
+      for (const entry of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+        const pid = Number(entry);
+        if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+        fs.rmSync(path.join(root, entry), { recursive: true, force: true });
+      }
+    }
+    return path.join(root, String(process.pid));
+  }
+
   private async export(url: string, commit: string, name: string): Promise<WorkerSource> {
     const dir = path.join(this.cacheDir, 'workers', `${name}-${commit.slice(0, 12)}`);
     if (fs.existsSync(dir)) return { name, commit, dir };
     let repo = this.repos.get(url);
-    if (!repo) this.repos.set(url, (repo = new RemoteRepo(url, this.branch, path.join(this.cacheDir, 'repos'))));
+    // Each process fetches into mirrors of its own: two processes rewriting one repository's config race.
+    if (!repo) this.repos.set(url, (repo = new RemoteRepo(url, this.branch, this.reposDir())));
     if (!(await repo.hasCommit(commit))) await repo.fetch();
     if (!(await repo.hasCommit(commit))) throw new Error(`config commit ${commit.slice(0, 7)} is not on ${url} (${this.branch})`);
     await repo.exportDir(commit, `workers/${name}`, dir);
     return { name, commit, dir };
   }
 }
+

@@ -8,6 +8,7 @@ import Docker from 'dockerode';
 import { ServiceUnavailableError } from '../../core/errors.js';
 import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
+import { processAlive } from '../process/alive.js';
 
 export interface DockerExecutorOptions {
   /** Image the worker Dockerfiles start FROM, passed as build argument BASE_IMAGE. */
@@ -99,7 +100,7 @@ export class DockerExecutor implements Executor {
     let reaped = 0;
     for (const c of containers) {
       const pid = Number(c.Labels['io.gitjobs.worker-pid']);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue;
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) continue;
       await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       reaped++;
     }
@@ -182,15 +183,6 @@ export class DockerExecutor implements Executor {
   }
 }
 
-/** Whether a process of this host is alive. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
 
 function listFiles(dir: string, base = dir): string[] {
   const out: string[] = [];
