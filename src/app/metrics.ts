@@ -5,7 +5,7 @@
  * webhook deliveries by outcome.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { listRunIds, readRunView, type TreeSource } from '../core/run-reader.js';
+import { listRunIds, readRunView, repoTree } from '../core/run-reader.js';
 import type { GitStore, RunObserver } from '../core/ports.js';
 import type { TaskRecord } from '../core/task.js';
 
@@ -25,7 +25,7 @@ export class Metrics implements RunObserver {
   readonly webhooks = new Counter({ name: 'gitjobs_webhook_deliveries_total', help: 'Webhook deliveries by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
 
   constructor(options: MetricsOptions) {
-    const source: TreeSource = { readFile: (c, p) => options.store.readFile(options.trackingRepo, c, p), listDir: (c, p) => options.store.listDir(options.trackingRepo, c, p) };
+    const source = repoTree(options.store, options.trackingRepo);
     // One read of tracking serves both gauges at each scrape.
     let snapshot: Promise<{ runs: Map<string, number>; tasks: Map<string, number> }> | undefined;
     const read = () =>

@@ -5,9 +5,11 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { CommitStatuses, RunObserver } from '../core/ports.js';
+import { Serial } from '../core/serial.js';
 
 export class StatusReporter implements RunObserver {
-  private chain: Promise<unknown> = Promise.resolve();
+  /** In order, one at a time: a late `pending` must never overwrite the final state. */
+  private readonly serial = new Serial();
 
   constructor(
     private readonly forge: CommitStatuses,
@@ -19,9 +21,8 @@ export class StatusReporter implements RunObserver {
 
   private post(runId: string, sha: string, state: 'pending' | 'success' | 'failure' | 'error', description: string): void {
     const targetUrl = `${this.publicUrl.replace(/\/+$/, '')}/api/runs/${runId}`;
-    // In order, one at a time: a late `pending` must never overwrite the final state.
-    this.chain = this.chain
-      .then(() => this.forge.setStatus(this.todoRepo, sha, { state, description, targetUrl, context: `${this.context}/${runId.replace(/-[0-9a-f]{7}$/, '')}` }))
+    void this.serial
+      .run(() => this.forge.setStatus(this.todoRepo, sha, { state, description, targetUrl, context: `${this.context}/${runId.replace(/-[0-9a-f]{7}$/, '')}` }))
       .catch((err: Error) => this.log.warn({ run: runId, err: err.message }, 'could not set the commit status'));
   }
 
@@ -40,6 +41,6 @@ export class StatusReporter implements RunObserver {
 
   /** Resolves once every status so far has been sent. */
   idle(): Promise<unknown> {
-    return this.chain;
+    return this.serial.idle();
   }
 }

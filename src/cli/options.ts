@@ -129,8 +129,5 @@ export function webhookSecret(homeDir: string, env = process.env): string | unde
 }
 
 export function graceMs(flags: Flags, env = process.env): number {
-  const raw = str(flags, 'grace') ?? env.GITJOBS_GRACE ?? '30s';
-  const ms = parseDuration(raw);
-  if (ms === undefined) throw new UsageError(`--grace must be a duration such as 30s, not ${JSON.stringify(raw)}`);
-  return ms;
+  return durationSetting(flags, 'grace', env.GITJOBS_GRACE, 30_000);
 }

@@ -9,8 +9,10 @@
  * goes to the dead-letter queue. On start, `recover` reconciles tracking (the
  * system of record) with the queues.
  */
-import { ConflictError, MessageError } from '../core/errors.js';
+import { ConflictError, MessageError, retryOnConflict } from '../core/errors.js';
+import { Serial } from '../core/serial.js';
 import { layout } from '../core/layout.js';
+import { readRunView, repoTree } from '../core/run-reader.js';
 import type { Logger } from '../core/logger.js';
 import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
 import type { Consumer, FileChange, GitStore, Queue, RunObserver } from '../core/ports.js';
@@ -50,7 +52,8 @@ export class Collector {
   private readonly runs = new Map<string, RunState>();
   /** The tracking head the cached runs were read at; another writer moving it invalidates them. */
   private head: string | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Read-modify-commit steps on tracking, one at a time. */
+  private readonly serial = new Serial();
   private consumer: Consumer | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Leased attempts (acked at start, held by heartbeats): when each is lost if no heartbeat comes. */
@@ -69,9 +72,7 @@ export class Collector {
       } catch {
         return;
       }
-      if (msg.kind !== 'heartbeat') return;
-      const lease = this.leases.get(`${msg.run}/${msg.task}/${msg.attempt}`);
-      if (lease) lease.expires = Date.now() + lease.leaseMs;
+      if (msg.kind === 'heartbeat') this.extendLease(`${msg.run}/${msg.task}/${msg.attempt}`);
     });
     const every = Math.max(200, Math.min(5000, this.options.settings.heartbeatMs));
     this.reaper = setInterval(() => void this.reapLeases(), every);
@@ -86,14 +87,25 @@ export class Collector {
     // Retries waiting for their backoff are in tracking as queued: `recover` sends them at the next start.
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    await this.chain;
+    await this.serial.idle();
   }
 
-  /** Serialises read-modify-commit steps on tracking. */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn);
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.serial.run(fn);
+  }
+
+  /** A heartbeat of a leased attempt, from DONE or the control exchange. */
+  private extendLease(key: string): void {
+    const lease = this.leases.get(key);
+    if (lease) lease.expires = Date.now() + lease.leaseMs;
+  }
+
+  /** Runs a step again from a fresh read of tracking whenever another collector wrote first. */
+  private withRetries<T>(step: () => Promise<T>, log: Logger = this.options.log): Promise<T> {
+    return retryOnConflict(step, (err) => {
+      log.debug({ err: err.message }, 'tracking moved under us; reading it again');
+      this.forget();
+    });
   }
 
   handle(content: Buffer): Promise<void> {
@@ -113,8 +125,7 @@ export class Collector {
     }
     const key = `${event.run}/${event.task}/${event.attempt}`;
     if (event.kind === 'heartbeat') {
-      const lease = this.leases.get(key);
-      if (lease) lease.expires = Date.now() + lease.leaseMs;
+      this.extendLease(key);
       return;
     }
     if (event.kind === 'started' && event.leaseMs) this.leases.set(key, { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs, expires: Date.now() + event.leaseMs });
@@ -144,18 +155,10 @@ export class Collector {
     }
   }
 
-  private async applyWithRetries(event: TaskEvent): Promise<void> {
+  private applyWithRetries(event: TaskEvent): Promise<void> {
     const log = this.options.log.child({ run: event.run, task: event.task, attempt: event.attempt });
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.applyEvent(event, log);
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 20) throw err;
-        // Another collector wrote to tracking: read again and apply the event to what is there now.
-        log.debug({ err: err.message }, 'tracking moved under us; reading it again');
-        this.forget();
-      }
-    }
+    // Another collector may have written to tracking: the event is applied to what is there now.
+    return this.withRetries(() => this.applyEvent(event, log), log);
   }
 
   private forget(): void {
@@ -276,30 +279,25 @@ export class Collector {
   cancel(runId: string, reason: string): Promise<CancelOutcome> {
     return this.exclusive(async () => {
       const log = this.options.log.child({ run: runId });
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const state = await this.load(runId);
-          if (!state) return { outcome: 'unknown' as const };
-          if (state.run.doneCommit || state.run.state === 'rejected') return { outcome: 'finished' as const, state: state.run.state };
-          state.run = { ...state.run, cancelled: reason };
-          let tasks = 0;
-          for (const id of state.run.tasks) {
-            const task = state.tasks.get(id)!;
-            if (isFinal(task)) continue;
-            const c = cancelTask(state.run, task, reason, new Date().toISOString());
-            await this.commitTracking(c, { run: state.run.id, task: c.task });
-            state.tasks.set(id, c.task);
-            tasks++;
-          }
-          await this.options.queue.broadcast({ kind: 'cancel', run: runId });
-          log.info({ tasks, reason }, 'run cancelled');
-          await this.afterChange(state, false, log);
-          return { outcome: 'cancelled' as const, tasks };
-        } catch (err) {
-          if (!(err instanceof ConflictError) || attempt >= 20) throw err;
-          this.forget();
+      return this.withRetries(async (): Promise<CancelOutcome> => {
+        const state = await this.load(runId);
+        if (!state) return { outcome: 'unknown' };
+        if (state.run.doneCommit || state.run.state === 'rejected') return { outcome: 'finished', state: state.run.state };
+        state.run = { ...state.run, cancelled: reason };
+        let tasks = 0;
+        for (const id of state.run.tasks) {
+          const task = state.tasks.get(id)!;
+          if (isFinal(task)) continue;
+          const c = cancelTask(state.run, task, reason, new Date().toISOString());
+          await this.commitTracking(c, { run: state.run.id, task: c.task });
+          state.tasks.set(id, c.task);
+          tasks++;
         }
-      }
+        await this.options.queue.broadcast({ kind: 'cancel', run: runId });
+        log.info({ tasks, reason }, 'run cancelled');
+        await this.afterChange(state, false, log);
+        return { outcome: 'cancelled', tasks };
+      }, log);
     });
   }
 
@@ -323,15 +321,7 @@ export class Collector {
         const run = JSON.parse(text) as RunRecord;
         if (run.state === 'rejected' || run.doneCommit) continue;
         const runLog = log.child({ run: runId });
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.recoverRun(runId, report, runLog);
-            break;
-          } catch (err) {
-            if (!(err instanceof ConflictError) || attempt >= 20) throw err;
-            this.forget();
-          }
-        }
+        await this.withRetries(() => this.recoverRun(runId, report, runLog), runLog);
       }
       if (report.republished || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
       return report;
@@ -374,18 +364,12 @@ export class Collector {
     const cached = this.runs.get(runId);
     if (cached) return cached;
     if (!head) return undefined;
-    const runText = await store.readFile(repo, head, layout.runFile(runId));
-    if (runText === undefined) return undefined;
-    const run = JSON.parse(runText) as RunRecord;
-    const tasks = new Map<string, TaskRecord>();
-    for (const id of run.tasks) {
-      const text = await store.readFile(repo, head, layout.taskFile(runId, id));
-      if (text === undefined) continue;
-      const task = JSON.parse(text) as TaskRecord;
-      if (task.stdoutFile) task.stdout = (await store.readFile(repo, head, task.stdoutFile)) ?? '';
-      tasks.set(id, task);
-    }
-    const state = { run, tasks };
+    const view = await readRunView(repoTree(store, repo), head, runId);
+    if (!view) return undefined;
+    // The reducer needs every task's whole stdout; large ones live in their own file.
+    for (const task of view.tasks) if (task.stdoutFile) task.stdout = (await store.readFile(repo, head, task.stdoutFile)) ?? '';
+    const run = view.run;
+    const state = { run, tasks: new Map(view.tasks.map((t) => [t.id, t])) };
     if (!run.doneCommit && run.state !== 'rejected') this.runs.set(runId, state);
     return state;
   }

@@ -55,3 +55,18 @@ export class ConflictError extends Error {
 export class RequeueError extends Error {
   override readonly name = 'RequeueError';
 }
+
+/**
+ * Runs a read-modify-commit step again, from a fresh read, each time another
+ * writer got there first; gives up after `attempts`.
+ */
+export async function retryOnConflict<T>(step: () => Promise<T>, onConflict: (err: ConflictError) => void = () => undefined, attempts = 20): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
+      onConflict(err);
+    }
+  }
+}

@@ -5,10 +5,16 @@
 import { layout } from './layout.js';
 import { progress, type RunRecord } from './run.js';
 import type { TaskRecord } from './task.js';
+import type { GitStore } from './ports.js';
 
 export interface TreeSource {
   readFile(commit: string, path: string): Promise<string | undefined>;
   listDir(commit: string, path: string): Promise<string[]>;
+}
+
+/** One repository of a GitStore, as a tree source. */
+export function repoTree(store: Pick<GitStore, 'readFile' | 'listDir'>, repo: string): TreeSource {
+  return { readFile: (commit, path) => store.readFile(repo, commit, path), listDir: (commit, path) => store.listDir(repo, commit, path) };
 }
 
 export interface RunView {

@@ -4,7 +4,8 @@
  * the run and its tasks as queued (or the run as rejected, saying why), then
  * one TODO message per task is published.
  */
-import { ConflictError, ProjectError } from '../core/errors.js';
+import { ProjectError, retryOnConflict } from '../core/errors.js';
+import { Serial } from '../core/serial.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
 import { runIdFor } from '../core/ids.js';
 import { layout } from '../core/layout.js';
@@ -38,7 +39,8 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher {
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Pushes one at a time, so that the duplicate check and the commit are one step. */
+  private readonly serial = new Serial();
   /** The last todo commit dispatched: webhooks and the poller may report overlapping ranges. */
   private dispatched: string | undefined;
   /** Bytes of project files taken from the push being dispatched. */
@@ -46,11 +48,8 @@ export class Dispatcher {
 
   constructor(private readonly options: DispatcherOptions) {}
 
-  /** Pushes are handled one at a time, so that the duplicate check and the commit are one step. */
   handlePush(event: PushEvent): Promise<DispatchOutcome[]> {
-    const next = this.chain.then(() => this.dispatch(event));
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.serial.run(() => this.dispatch(event));
   }
 
   private async dispatch(event: PushEvent): Promise<DispatchOutcome[]> {
@@ -112,15 +111,9 @@ export class Dispatcher {
     }
   }
 
-  private async dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.dispatchFileOnce(file, todoCommit, configCommit);
-      } catch (err) {
-        // Another gitjobs wrote to tracking between our check and our commit: check again.
-        if (!(err instanceof ConflictError) || attempt >= 20) throw err;
-      }
-    }
+  private dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
+    // Another gitjobs may write to tracking between our check and our commit: then check again.
+    return retryOnConflict(() => this.dispatchFileOnce(file, todoCommit, configCommit));
   }
 
   private async dispatchFileOnce(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {

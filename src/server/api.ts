@@ -2,10 +2,10 @@
  * The JSON API: runs and tasks read from tracking (the system of record),
  * and cancellation. Routes validate, call the core and answer.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../core/same-secret.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CancelOutcome } from '../collector/collector.js';
-import { listRunIds, readRunView, type TreeSource } from '../core/run-reader.js';
+import { listRunIds, readRunView, repoTree } from '../core/run-reader.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
 
@@ -22,10 +22,6 @@ export interface ApiOptions {
 const RUN_PARAMS = { type: 'object', properties: { run: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }, required: ['run'] } as const;
 const PROGRESS = { type: 'object', properties: { done: { type: 'integer' }, failed: { type: 'integer' }, total: { type: 'integer' } } } as const;
 
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
-}
-
 /** Endpoints that change anything: the bearer token when one is set, else loopback only. */
 export function authorise(request: FastifyRequest, reply: FastifyReply, apiToken: string | undefined): boolean {
   if (apiToken) {
@@ -41,7 +37,7 @@ export function authorise(request: FastifyRequest, reply: FastifyReply, apiToken
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { store, trackingRepo } = options;
-  const source: TreeSource = { readFile: (c, p) => store.readFile(trackingRepo, c, p), listDir: (c, p) => store.listDir(trackingRepo, c, p) };
+  const source = repoTree(store, trackingRepo);
 
   app.get(
     '/api/runs',

@@ -4,7 +4,8 @@
  * hands it over without waiting: the answer (202) comes at once, never after
  * Docker.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameSecret } from '../core/same-secret.js';
 import { Webhooks } from '@octokit/webhooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PushEvent } from '../core/events.js';
@@ -40,12 +41,6 @@ function hexHmac(secret: string, body: Buffer): string {
   return createHmac('sha256', secret).update(body).digest('hex');
 }
 
-function sameHex(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 function header(request: FastifyRequest, name: string): string | undefined {
   const v = request.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -77,7 +72,7 @@ export function registerWebhooks(app: FastifyInstance, options: WebhookOptions):
         const hub = header(request, 'x-hub-signature-256');
         const bare = source === 'gitea' ? (header(request, 'x-gitea-signature') ?? header(request, 'x-forgejo-signature')) : undefined;
         let valid = false;
-        if (bare) valid = sameHex(bare.toLowerCase(), hexHmac(options.secret, body));
+        if (bare) valid = sameSecret(bare.toLowerCase(), hexHmac(options.secret, body));
         else if (hub) valid = await github!.verify(body.toString('utf8'), hub).catch(() => false);
         if (!valid) {
           request.log.warn({ source, delivery, event: eventName }, `webhook refused: ${bare || hub ? 'wrong' : 'missing'} signature`);

@@ -113,6 +113,20 @@ export class Worker {
     }
     const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: this.host, worker: this.id };
     const publish = (event: TaskEvent) => this.options.queue.publish('done', event);
+    /** The outcome of an attempt that gitjobs could not run (no image, an executor error). */
+    const failedToRun = (image: string, error: string): TaskEvent => ({
+      ...base,
+      kind: 'finished',
+      image,
+      at: new Date().toISOString(),
+      exitCode: null,
+      durationMs: 0,
+      timedOut: false,
+      stdout: '',
+      output: `${error}\n`,
+      truncated: false,
+      error,
+    });
 
     let image: string;
     try {
@@ -123,7 +137,7 @@ export class Worker {
       log.error({ err: (err as Error).message }, 'could not prepare the worker image');
       const now = new Date().toISOString();
       await publish({ ...base, kind: 'started', image: 'none', at: now });
-      await publish({ ...base, kind: 'finished', image: 'none', at: now, exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
+      await publish(failedToRun('none', error));
       return;
     }
     const imageName = this.options.executor.kind === 'docker' ? image : `${this.options.executor.kind} (unsandboxed)`;
@@ -184,7 +198,7 @@ export class Worker {
     } catch (err) {
       const error = `${this.options.executor.kind} executor: ${(err as Error).message}`;
       log.error({ err: (err as Error).message }, 'task could not run');
-      await publish({ ...base, kind: 'finished', image: imageName, at: new Date().toISOString(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
+      await publish(failedToRun(imageName, error));
       return;
     } finally {
       this.running.delete(key);

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { layout } from '../../src/core/layout.js';
+import { readRunView, repoTree } from '../../src/core/run-reader.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 
@@ -50,11 +51,9 @@ export async function readRun(home: string, runId: string): Promise<{ run: RunRe
   const store = new LocalGitStore(path.join(home, 'repos'));
   const head = await store.head('tache_suivi');
   if (!head) return undefined;
-  const text = await store.readFile('tache_suivi', head, layout.runFile(runId));
-  if (!text) return undefined;
-  const run = JSON.parse(text) as RunRecord;
-  const tasks: TaskRecord[] = [];
-  for (const id of run.tasks) tasks.push(JSON.parse((await store.readFile('tache_suivi', head, layout.taskFile(runId, id)))!) as TaskRecord);
+  const view = await readRunView(repoTree(store, 'tache_suivi'), head, runId);
+  if (!view) return undefined;
+  const { run, tasks } = view;
   const log = (await store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(runId)).reverse();
   return { run, tasks, log };
 }

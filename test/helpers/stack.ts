@@ -11,6 +11,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { up, type Running, type ExecutorKind } from '../../src/app/gitjobs.js';
 import { layout } from '../../src/core/layout.js';
+import { readRunView, repoTree } from '../../src/core/run-reader.js';
 import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../../src/core/settings.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
@@ -77,13 +78,7 @@ export async function startStack(options: { workers?: number; executor?: Executo
 
   const readRun = async (runId: string) => {
     const head = await running.store.head(tracking);
-    if (!head) return undefined;
-    const text = await running.store.readFile(tracking, head, layout.runFile(runId));
-    if (!text) return undefined;
-    const run = JSON.parse(text) as RunRecord;
-    const tasks: TaskRecord[] = [];
-    for (const id of run.tasks) tasks.push(JSON.parse((await running.store.readFile(tracking, head, layout.taskFile(runId, id)))!) as TaskRecord);
-    return { run, tasks };
+    return head ? readRunView(repoTree(running.store, tracking), head, runId) : undefined;
   };
 
   return {

@@ -5,11 +5,12 @@
  * and a PushEvent is emitted per moved branch.
  */
 import { spawn } from 'node:child_process';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PushEvent } from '../../core/events.js';
 import { ZERO_SHA } from '../../core/events.js';
+import { Serial } from '../../core/serial.js';
+import { sameSecret } from '../../core/same-secret.js';
 
 export interface GitHttpOptions {
   /** Folder holding `<repo>.git`. */
@@ -31,9 +32,7 @@ function hasToken(authorization: string | undefined, token: string): boolean {
   if (!m) return false;
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
   const password = decoded.slice(decoded.indexOf(':') + 1);
-  const a = createHash('sha256').update(password).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
+  return sameSecret(password, token);
 }
 
 const REPO_PATH = /^\/git\/([A-Za-z0-9._-]+?)(?:\.git)?(\/.*)$/;
@@ -60,24 +59,13 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-/** Serialises pushes per repository, so that the heads diff belongs to one push. */
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  lock<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn);
-    this.tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    return result;
-  }
-}
 
 export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): void {
-  const locks = new Map<string, Mutex>();
+  // Pushes one at a time per repository, so that the heads diff belongs to one push.
+  const locks = new Map<string, Serial>();
   const lockFor = (repo: string) => {
     let m = locks.get(repo);
-    if (!m) locks.set(repo, (m = new Mutex()));
+    if (!m) locks.set(repo, (m = new Serial()));
     return m;
   };
 
@@ -144,7 +132,7 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
     const serve = () => cgi(env, body, reply);
     if (rest !== '/git-receive-pack') return serve();
 
-    await lockFor(repo).lock(async () => {
+    await lockFor(repo).run(async () => {
       const before = await branchHeads(gitdir);
       await serve();
       const after = await branchHeads(gitdir);

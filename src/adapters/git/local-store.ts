@@ -11,6 +11,7 @@ import path from 'node:path';
 import git from 'isomorphic-git';
 import type { ChangedFile, CommitOptions, FileChange, GitStore } from '../../core/ports.js';
 import { ConflictError } from '../../core/errors.js';
+import { Serial } from '../../core/serial.js';
 import { ZERO_SHA } from '../../core/events.js';
 
 export const AUTHOR = { name: 'gitjobs', email: 'gitjobs@localhost' };
@@ -25,7 +26,7 @@ type Dir = Map<string, Entry>;
 
 /** One writer per repository: serialised commits on a cached tree. */
 class BranchWriter {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly serial = new Serial();
   private head: string | undefined | null = null; // null: not read yet
   private dirs = new Map<string, Dir>();
   private readonly cache = {};
@@ -41,9 +42,7 @@ class BranchWriter {
 
   /** Runs `fn` between two commits, with no other write in progress. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn);
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.serial.run(fn);
   }
 
   /** Points the branch at `oid` (which must exist) and forgets the cached trees. */
