@@ -130,7 +130,7 @@ export async function up(options: UpOptions): Promise<Running> {
       store = mirrors;
       local = mirrors.local;
     } else {
-      store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch);
+      store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch, logger);
     }
     // With an API token, pushing to the built-in host needs it as password.
     const forge = new BuiltinForge(local, settings.repos, { pushable: remote ? 'none' : 'todo+config', ...(options.apiToken ? { token: options.apiToken, tokenFor: 'push' as const } : {}) });

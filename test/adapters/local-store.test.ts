@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { ZERO_SHA } from '../../src/core/events.js';
@@ -71,6 +73,60 @@ describe('LocalGitStore', () => {
     expect(git(gitdir, 'rev-list', '--merges', 'main').trim()).toBe('');
     expect(fs.existsSync(`${gitdir}/refs/heads/main.lock`)).toBe(false);
     git(gitdir, 'fsck', '--strict');
+  });
+
+  it('never leaves a half-written object behind a writer killed in the middle of writing it', async () => {
+    const s = await store();
+    const changes = [
+      { path: 'projects/r/run.json', content: '{"state":"running"}\n'.repeat(2000) },
+      { path: 'projects/r/tasks/a.json', content: '{"state":"queued"}\n'.repeat(2000) },
+    ];
+    // A writer in its own process dies (SIGKILL) half-way through writing its k-th file: a blob, a tree, the commit.
+    const script = `
+      import fs from 'node:fs';
+      const write = fs.promises.writeFile;
+      let left = Number(process.argv[2]);
+      fs.promises.writeFile = async (file, data, options) => {
+        if (String(file).includes('/objects/') && left === 1) {
+          await write(file, data.subarray(0, Math.floor(data.length / 2)), options); // throws, and is tried again, if the folder is missing
+          process.kill(process.pid, 'SIGKILL');
+          await new Promise(() => undefined);
+        }
+        await write(file, data, options);
+        if (String(file).includes('/objects/')) left--;
+      };
+      const { LocalGitStore } = await import(${JSON.stringify(path.resolve('dist/adapters/git/local-store.js'))});
+      await new LocalGitStore(process.argv[1]).commit('repo', { changes: ${JSON.stringify(changes)}, message: 'killed\\n' });
+      process.exit(3);`;
+    let kills = 0;
+    for (let k = 1; ; k++) {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script, s.root, String(k)], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, sig) => r([c, sig])));
+      if (signal !== 'SIGKILL') {
+        expect(code).toBe(3); // it got through a whole commit
+        break;
+      }
+      kills++;
+    }
+    // The next writer reuses every object the dead ones were writing: each must be whole.
+    const oid = await s.commit('repo', { changes, message: 'after\n' });
+    const gitdir = s.gitdir('repo');
+    git(gitdir, 'fsck', '--strict', '--full');
+    expect(await s.readFile('repo', oid, 'projects/r/run.json')).toBe(changes[0]!.content);
+    expect(git(gitdir, 'show', 'main:projects/r/tasks/a.json')).toBe(changes[1]!.content);
+    expect(kills).toBeGreaterThanOrEqual(3); // blobs, trees and the commit were each cut in half once
+  });
+
+  it('takes over a ref lock left by a writer that died holding it', async () => {
+    const s = await store();
+    await s.commit('repo', { changes: [{ path: 'a.txt', content: 'a' }], message: 'a\n' });
+    const lock = path.join(s.gitdir('repo'), 'refs/heads/main.lock');
+    fs.writeFileSync(lock, '');
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(lock, old, old);
+    await new LocalGitStore(s.root).commit('repo', { changes: [{ path: 'b.txt', content: 'b' }], message: 'b\n' });
+    expect(fs.existsSync(lock)).toBe(false);
+    expect(git(s.gitdir('repo'), 'log', '--format=%s', 'main').trim().split('\n')).toEqual(['b', 'a']);
   });
 
   it('refuses a commit on a head that has moved, when asked to build on that head', async () => {

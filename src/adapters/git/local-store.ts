@@ -9,10 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
+import { safeFs } from './safe-fs.js';
 import type { ChangedFile, CommitOptions, FileChange, GitStore } from '../../core/ports.js';
 import { ConflictError } from '../../core/errors.js';
 import { Serial } from '../../core/serial.js';
 import { ZERO_SHA } from '../../core/events.js';
+import type { Logger } from '../../core/logger.js';
 
 export const AUTHOR = { name: 'gitjobs', email: 'gitjobs@localhost' };
 
@@ -24,6 +26,22 @@ interface Entry {
 
 type Dir = Map<string, Entry>;
 
+/** A ref lock older than any live writer holds one. */
+export const STALE_LOCK_MS = 10_000;
+
+/** Removes a lock file last touched more than STALE_LOCK_MS ago; true if it did. */
+async function breakStaleLock(lockPath: string, log?: Logger): Promise<boolean> {
+  try {
+    const { mtimeMs } = await fs.promises.stat(lockPath);
+    if (Date.now() - mtimeMs < STALE_LOCK_MS) return false;
+    await fs.promises.unlink(lockPath);
+    log?.warn({ lock: lockPath, ageMs: Math.round(Date.now() - mtimeMs) }, 'removed a ref lock left by a writer that is gone');
+    return true;
+  } catch {
+    return false; // released meanwhile
+  }
+}
+
 /** One writer per repository: serialised commits on a cached tree. */
 class BranchWriter {
   private readonly serial = new Serial();
@@ -34,6 +52,7 @@ class BranchWriter {
   constructor(
     private readonly gitdir: string,
     private readonly ref: string,
+    private readonly log?: Logger,
   ) {}
 
   commit(changes: FileChange[], message: string, expectedHead?: string): Promise<string> {
@@ -70,7 +89,9 @@ class BranchWriter {
         lock = await fs.promises.open(lockPath, 'wx');
       } catch (err) {
         if ((err as { code?: string }).code !== 'EEXIST') throw err;
-        if (i > 2000) throw new Error(`${lockPath} has been held for over 10 s; remove it if no git or gitjobs process is writing`);
+        // A ref lock is held for milliseconds; one this old was left by a process that died holding it (SIGKILL, power loss).
+        if (i % 200 === 199 && (await breakStaleLock(lockPath, this.log))) continue;
+        if (i > 6000) throw new Error(`${lockPath} has been held for over 30 s; remove it if no git or gitjobs process is writing`);
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -115,7 +136,7 @@ class BranchWriter {
       /* not loose */
     }
     try {
-      return await git.resolveRef({ fs, gitdir: this.gitdir, ref: this.ref });
+      return await git.resolveRef({ fs: safeFs, gitdir: this.gitdir, ref: this.ref });
     } catch {
       return undefined;
     }
@@ -127,7 +148,7 @@ class BranchWriter {
     let entries: Dir = new Map();
     if (dirPath === '') {
       if (this.head) {
-        const { commit } = await git.readCommit({ fs, gitdir: this.gitdir, oid: this.head, cache: this.cache });
+        const { commit } = await git.readCommit({ fs: safeFs, gitdir: this.gitdir, oid: this.head, cache: this.cache });
         entries = await this.readTree(commit.tree);
       }
     } else {
@@ -140,7 +161,7 @@ class BranchWriter {
   }
 
   private async readTree(oid: string): Promise<Dir> {
-    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const { tree } = await git.readTree({ fs: safeFs, gitdir: this.gitdir, oid, cache: this.cache });
     return new Map(tree.map((e) => [e.path, { mode: e.mode, oid: e.oid, type: e.type }]));
   }
 
@@ -174,7 +195,7 @@ class BranchWriter {
         dir.delete(baseOf(clean));
       } else {
         const blob = typeof change.content === 'string' ? Buffer.from(change.content, 'utf8') : change.content;
-        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob });
+        const oid = await git.writeBlob({ fs: safeFs, gitdir: this.gitdir, blob });
         dir.set(baseOf(clean), { mode: '100644', oid, type: 'blob' });
       }
     }
@@ -188,7 +209,7 @@ class BranchWriter {
         continue;
       }
       const oid = await git.writeTree({
-        fs,
+        fs: safeFs,
         gitdir: this.gitdir,
         tree: [...entries].map(([p, e]) => ({ path: p, mode: e.mode, oid: e.oid, type: e.type })),
       });
@@ -198,7 +219,7 @@ class BranchWriter {
     const now = Math.floor(Date.now() / 1000);
     const person = { ...AUTHOR, timestamp: now, timezoneOffset: 0 };
     return git.writeCommit({
-      fs,
+      fs: safeFs,
       gitdir: this.gitdir,
       commit: { message, tree: root, parent: this.head ? [this.head] : [], author: person, committer: person },
     });
@@ -224,6 +245,7 @@ export class LocalGitStore implements GitStore {
     /** Folder holding `<repo>.git` bare repositories. */
     readonly root: string,
     readonly branch = 'main',
+    private readonly logger?: Logger,
   ) {}
 
   gitdir(repo: string): string {
@@ -241,14 +263,14 @@ export class LocalGitStore implements GitStore {
   /** Creates an empty bare repository whose HEAD is the configured branch. */
   async create(repo: string): Promise<void> {
     const gitdir = this.gitdir(repo);
-    await git.init({ fs, gitdir, bare: true, defaultBranch: this.branch });
+    await git.init({ fs: safeFs, gitdir, bare: true, defaultBranch: this.branch });
     // Pushes over the built-in smart-HTTP host are allowed by default; the host itself decides who may push.
-    await git.setConfig({ fs, gitdir, path: 'http.receivepack', value: 'true' });
+    await git.setConfig({ fs: safeFs, gitdir, path: 'http.receivepack', value: 'true' });
   }
 
   async head(repo: string): Promise<string | undefined> {
     try {
-      return await git.resolveRef({ fs, gitdir: this.gitdir(repo), ref: this.ref });
+      return await git.resolveRef({ fs: safeFs, gitdir: this.gitdir(repo), ref: this.ref });
     } catch {
       return undefined;
     }
@@ -261,7 +283,7 @@ export class LocalGitStore implements GitStore {
 
   async readBytes(repo: string, commit: string, filepath: string): Promise<Uint8Array | undefined> {
     try {
-      const { blob } = await git.readBlob({ fs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
+      const { blob } = await git.readBlob({ fs: safeFs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
       return blob;
     } catch (err) {
       if ((err as { code?: string }).code === 'NotFoundError') return undefined;
@@ -271,7 +293,7 @@ export class LocalGitStore implements GitStore {
 
   async listDir(repo: string, commit: string, filepath: string): Promise<string[]> {
     try {
-      const { tree } = await git.readTree({ fs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
+      const { tree } = await git.readTree({ fs: safeFs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
       return tree.map((e) => e.path);
     } catch (err) {
       if ((err as { code?: string }).code === 'NotFoundError') return [];
@@ -282,7 +304,7 @@ export class LocalGitStore implements GitStore {
   async changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]> {
     const gitdir = this.gitdir(repo);
     const rootOf = async (commit: string) =>
-      commit === ZERO_SHA ? undefined : (await git.readCommit({ fs, gitdir, oid: commit, cache: this.cache })).commit.tree;
+      commit === ZERO_SHA ? undefined : (await git.readCommit({ fs: safeFs, gitdir, oid: commit, cache: this.cache })).commit.tree;
     const out: ChangedFile[] = [];
     await this.diff(gitdir, await rootOf(before), await rootOf(after), '', out);
     return out;
@@ -291,7 +313,7 @@ export class LocalGitStore implements GitStore {
   private async diff(gitdir: string, a: string | undefined, b: string | undefined, prefix: string, out: ChangedFile[]): Promise<void> {
     if (a === b) return;
     const read = async (oid: string | undefined) =>
-      oid ? new Map((await git.readTree({ fs, gitdir, oid, cache: this.cache })).tree.map((e) => [e.path, e])) : new Map();
+      oid ? new Map((await git.readTree({ fs: safeFs, gitdir, oid, cache: this.cache })).tree.map((e) => [e.path, e])) : new Map();
     const [ea, eb] = await Promise.all([read(a), read(b)]);
     for (const name of new Set([...ea.keys(), ...eb.keys()])) {
       const x = ea.get(name);
@@ -312,7 +334,7 @@ export class LocalGitStore implements GitStore {
   private writer(repo: string): BranchWriter {
     let writer = this.writers.get(repo);
     if (!writer) {
-      writer = new BranchWriter(this.gitdir(repo), this.ref);
+      writer = new BranchWriter(this.gitdir(repo), this.ref, this.logger);
       this.writers.set(repo, writer);
     }
     return writer;
@@ -325,7 +347,7 @@ export class LocalGitStore implements GitStore {
   async isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean> {
     if (ancestor === commit) return true;
     try {
-      return await git.isDescendent({ fs, gitdir: this.gitdir(repo), oid: commit, ancestor, depth: -1, cache: this.cache });
+      return await git.isDescendent({ fs: safeFs, gitdir: this.gitdir(repo), oid: commit, ancestor, depth: -1, cache: this.cache });
     } catch {
       return false;
     }
@@ -333,7 +355,7 @@ export class LocalGitStore implements GitStore {
 
   async hasCommit(repo: string, oid: string): Promise<boolean> {
     try {
-      await git.readCommit({ fs, gitdir: this.gitdir(repo), oid, cache: this.cache });
+      await git.readCommit({ fs: safeFs, gitdir: this.gitdir(repo), oid, cache: this.cache });
       return true;
     } catch {
       return false;
@@ -356,7 +378,7 @@ export class LocalGitStore implements GitStore {
       if (await this.isAncestor(repo, upstream, local)) return 0; // ahead: nothing to replay
       const mine: { oid: string; parent: string | undefined; message: string }[] = [];
       for (let oid: string | undefined = local; oid && !(await this.isAncestor(repo, oid, upstream)); ) {
-        const { commit } = await git.readCommit({ fs, gitdir: this.gitdir(repo), oid, cache: this.cache });
+        const { commit } = await git.readCommit({ fs: safeFs, gitdir: this.gitdir(repo), oid, cache: this.cache });
         mine.push({ oid, parent: commit.parent[0], message: commit.message });
         oid = commit.parent[0];
       }
@@ -384,7 +406,7 @@ export class LocalGitStore implements GitStore {
   async log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> {
     const head = await this.head(repo);
     if (!head) return [];
-    const commits = await git.log({ fs, gitdir: this.gitdir(repo), ref: head, ...(depth ? { depth } : {}), cache: this.cache });
+    const commits = await git.log({ fs: safeFs, gitdir: this.gitdir(repo), ref: head, ...(depth ? { depth } : {}), cache: this.cache });
     return commits.map((c) => ({ oid: c.oid, message: c.commit.message }));
   }
 }

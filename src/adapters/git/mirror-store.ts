@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import git from 'isomorphic-git';
+import { safeFs } from './safe-fs.js';
 import http from 'isomorphic-git/http/node';
 import type { Logger } from '../../core/logger.js';
 import type { ChangedFile, CommitOptions, GitStore } from '../../core/ports.js';
@@ -38,7 +39,7 @@ export class MirrorGitStore implements GitStore {
   private readonly fetching = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly options: MirrorStoreOptions) {
-    this.local = new LocalGitStore(options.root, options.branch);
+    this.local = new LocalGitStore(options.root, options.branch, options.log);
   }
 
   private url(repo: string): string {
@@ -58,7 +59,7 @@ export class MirrorGitStore implements GitStore {
     for (const repo of Object.keys(this.options.urls)) {
       if (!this.local.exists(repo)) {
         await this.local.create(repo);
-        await git.addRemote({ fs, gitdir: this.local.gitdir(repo), remote: 'origin', url: this.url(repo) });
+        await git.addRemote({ fs: safeFs, gitdir: this.local.gitdir(repo), remote: 'origin', url: this.url(repo) });
       }
       await this.sync(repo);
     }
@@ -76,7 +77,7 @@ export class MirrorGitStore implements GitStore {
 
   private async doSync(repo: string): Promise<string | undefined> {
     const r = await git.fetch({
-      fs,
+      fs: safeFs,
       http,
       gitdir: this.local.gitdir(repo),
       url: this.url(repo),
@@ -150,7 +151,7 @@ export class MirrorGitStore implements GitStore {
     for (let attempt = 1; ; attempt++) {
       try {
         const r = await git.push({
-          fs,
+          fs: safeFs,
           http,
           gitdir: this.local.gitdir(repo),
           url: this.url(repo),

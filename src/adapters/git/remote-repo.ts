@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
+import { safeFs } from './safe-fs.js';
 import http from 'isomorphic-git/http/node';
 
 export class RemoteRepo {
@@ -36,12 +37,12 @@ export class RemoteRepo {
   private async doFetch(): Promise<string> {
     if (!fs.existsSync(path.join(this.gitdir, 'HEAD'))) {
       fs.mkdirSync(this.gitdir, { recursive: true });
-      await git.init({ fs, gitdir: this.gitdir, bare: true, defaultBranch: this.branch });
+      await git.init({ fs: safeFs, gitdir: this.gitdir, bare: true, defaultBranch: this.branch });
     }
     // Every time: another process sharing this cache may have created the folder a moment ago.
-    await git.addRemote({ fs, gitdir: this.gitdir, remote: 'origin', url: this.url, force: true });
+    await git.addRemote({ fs: safeFs, gitdir: this.gitdir, remote: 'origin', url: this.url, force: true });
     try {
-      const r = await git.fetch({ fs, http, gitdir: this.gitdir, remote: 'origin', ref: this.branch, singleBranch: true, tags: false });
+      const r = await git.fetch({ fs: safeFs, http, gitdir: this.gitdir, remote: 'origin', ref: this.branch, singleBranch: true, tags: false });
       if (!r.fetchHead) throw new Error(`branch ${this.branch} not found`);
       return r.fetchHead;
     } catch (err) {
@@ -51,7 +52,7 @@ export class RemoteRepo {
 
   async hasCommit(oid: string): Promise<boolean> {
     try {
-      await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+      await git.readCommit({ fs: safeFs, gitdir: this.gitdir, oid, cache: this.cache });
       return true;
     } catch {
       return false;
@@ -60,7 +61,7 @@ export class RemoteRepo {
 
   async readFile(commit: string, filepath: string): Promise<string | undefined> {
     try {
-      const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
+      const { blob } = await git.readBlob({ fs: safeFs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
       return Buffer.from(blob).toString('utf8');
     } catch (err) {
       if ((err as { code?: string }).code === 'NotFoundError') return undefined;
@@ -70,7 +71,7 @@ export class RemoteRepo {
 
   async listDir(commit: string, filepath: string): Promise<string[]> {
     try {
-      const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
+      const { tree } = await git.readTree({ fs: safeFs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
       return tree.map((e) => e.path);
     } catch (err) {
       if ((err as { code?: string }).code === 'NotFoundError') return [];
@@ -84,12 +85,12 @@ export class RemoteRepo {
     let count = 0;
     const walk = async (treePath: string, out: string) => {
       fs.mkdirSync(out, { recursive: true });
-      const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: commit, filepath: treePath, cache: this.cache });
+      const { tree } = await git.readTree({ fs: safeFs, gitdir: this.gitdir, oid: commit, filepath: treePath, cache: this.cache });
       for (const e of tree) {
         const target = path.join(out, e.path);
         if (e.type === 'tree') await walk(`${treePath}/${e.path}`, target);
         else if (e.type === 'blob') {
-          const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: e.oid, cache: this.cache });
+          const { blob } = await git.readBlob({ fs: safeFs, gitdir: this.gitdir, oid: e.oid, cache: this.cache });
           fs.writeFileSync(target, blob, { mode: e.mode === '100755' ? 0o755 : 0o644 });
           count++;
         }
