@@ -180,6 +180,7 @@ export async function up(options: UpOptions): Promise<Running> {
             store: masked,
             trackingRepo: settings.repos.tracking,
             cancel,
+            rerun: (runId) => dispatcher!.rerun(runId),
             apiToken: options.apiToken,
             // On a forge, its own commit page; here, the built-in host's plain text.
             commitUrl: (sha) => (remote ? `${remote.cloneUrl(settings.repos.tracking).replace(/\.git$/, '')}/commit/${sha}` : `/git/${settings.repos.tracking}.git/commit/${sha}`),

@@ -5,6 +5,7 @@ import { ServiceUnavailableError } from '../core/errors.js';
 import { COMMON_FLAGS, FORGE_FLAGS, UsageError } from './options.js';
 import { initCommand } from './commands/init.js';
 import { cancelCommand } from './commands/cancel.js';
+import { rerunCommand } from './commands/rerun.js';
 import { watchCommand } from './commands/watch.js';
 import { logsCommand } from './commands/logs.js';
 import { demoCommand } from './commands/demo.js';
@@ -53,6 +54,10 @@ Usage:
       Cancel a run: unfinished tasks end cancelled, running containers are
       killed, the result records it. Deleting the project file does the same.
       Sends GITJOBS_API_TOKEN as bearer token when it is set.
+  gitjobs rerun RUN [--wait] [--timeout 30m] [--url URL]
+      Run a finished (or rejected) run again as a new run RUN.rN: the same
+      project file at the same todo commit, with the config repository as it
+      is now. --wait follows it as submit --wait does. Needs the same token.
   gitjobs demo [--n 10] [--executor docker|process] [--keep]
       Start everything in a temporary home, push the N-Queens project through a
       real push, print the result and the tracking log, and shut down.
@@ -84,7 +89,8 @@ Forge options (up, init):
   --public-url URL      where the forge and remote workers reach this server (env GITJOBS_PUBLIC_URL)
   --poll DURATION       also poll the forge, e.g. 30s (env GITJOBS_POLL)
 Tokens come from the environment only: GITHUB_TOKEN, GITEA_TOKEN, and
-GITJOBS_API_TOKEN (bearer token for cancel; without it only loopback may cancel). The webhook
+GITJOBS_API_TOKEN (bearer token for cancel, rerun and the queue services; without it only
+loopback may cancel or re-run). The webhook
 secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
 `;
 
@@ -93,6 +99,7 @@ const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boole
   watch: { flags: { url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: watchCommand },
   logs: { flags: { url: { type: 'string' }, port: { type: 'string' }, follow: { type: 'boolean', short: 'f' } }, run: logsCommand },
   cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: cancelCommand },
+  rerun: { flags: { url: { type: 'string' }, port: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } }, run: rerunCommand },
   init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: initCommand },
   worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: workerCommand },
   submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: submitCommand },

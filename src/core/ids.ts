@@ -20,6 +20,24 @@ export function runIdFor(file: string, commit: string): string {
   return `${slug}-${hash}`;
 }
 
+/** `q12-1a2b3c4.r2` is the second re-run of `q12-1a2b3c4`; a re-run of a re-run counts from the same first run. */
+const RERUN = /\.r(\d+)$/;
+
+export function firstRunOf(runId: string): string {
+  return runId.replace(RERUN, '');
+}
+
+/** The id of the next re-run of `runId`, given the ids tracking already has. */
+export function nextRerunId(runId: string, existing: Iterable<string>): string {
+  const first = firstRunOf(runId);
+  let n = 0;
+  for (const id of existing) {
+    const m = RERUN.exec(id);
+    if (m && id.slice(0, m.index) === first) n = Math.max(n, Number(m[1]));
+  }
+  return `${first}.r${n + 1}`;
+}
+
 export function shortSha(sha: string): string {
   return sha.slice(0, 7);
 }

@@ -29,6 +29,8 @@ export interface RunRecord {
   doneCommit?: string;
   /** Why the run was cancelled, when it was. */
   cancelled?: string;
+  /** The run this one runs again (same project file at the same todo commit). */
+  rerunOf?: string;
 }
 
 export function progress(tasks: readonly TaskRecord[]): { done: number; failed: number; total: number } {

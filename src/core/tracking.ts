@@ -39,8 +39,10 @@ export function queuedRun(args: {
   todoCommit: string;
   configCommit: string;
   now: string;
+  /** Set when this run is a re-run of another. */
+  rerunOf?: string;
 }): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
-  const { runId, file, project, todoCommit, configCommit, now } = args;
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf } = args;
   const run: RunRecord = {
     id: runId,
     project: project.name,
@@ -54,6 +56,7 @@ export function queuedRun(args: {
     ...(project.limits ? { limits: project.limits } : {}),
     tasks: project.tasks.map((t) => t.id),
     createdAt: now,
+    ...(rerunOf ? { rerunOf } : {}),
   };
   const tasks: TaskRecord[] = project.tasks.map((t) => ({
     run: runId,
@@ -71,8 +74,8 @@ export function queuedRun(args: {
   ];
   const n = tasks.length;
   const message = commitMessage(
-    `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file})`,
-    { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit },
+    `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''})`,
+    { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) },
     `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.`,
   );
   return { run, tasks, changes, message };
@@ -84,8 +87,9 @@ export function rejectedRun(args: {
   problems: { path: string; message: string }[];
   todoCommit: string;
   now: string;
+  rerunOf?: string;
 }): { run: RunRecord } & Commitable {
-  const { runId, file, problems, todoCommit, now } = args;
+  const { runId, file, problems, todoCommit, now, rerunOf } = args;
   const error = `${file}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`;
   const run: RunRecord = {
     id: runId,
@@ -98,12 +102,13 @@ export function rejectedRun(args: {
     finishedAt: now,
     error,
     problems,
+    ...(rerunOf ? { rerunOf } : {}),
   };
   const body = problems.map((p) => `${file} ${p.path}: ${p.message}`).join('\n');
   return {
     run,
     changes: [{ path: layout.runFile(runId), content: json(run) }],
-    message: commitMessage(`${runId}: rejected (${problems.length} problem${problems.length === 1 ? '' : 's'} in ${file})`, { 'Todo-Commit': todoCommit }, body),
+    message: commitMessage(`${runId}: rejected (${problems.length} problem${problems.length === 1 ? '' : 's'} in ${file})`, { 'Todo-Commit': todoCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) }, body),
   };
 }
 

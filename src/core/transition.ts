@@ -11,6 +11,7 @@ export interface Trailers {
   'Tracking-Commit'?: string | undefined;
   'Done-Commit'?: string | undefined;
   Attempt?: string | undefined;
+  'Rerun-Of'?: string | undefined;
 }
 
 export function commitMessage(subject: string, trailers: Trailers, body?: string): string {

@@ -7,7 +7,7 @@
 import { ProjectError, retryOnConflict } from '../core/errors.js';
 import { Serial } from '../core/serial.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
-import { runIdFor } from '../core/ids.js';
+import { nextRerunId, runIdFor } from '../core/ids.js';
 import { layout } from '../core/layout.js';
 import type { Logger } from '../core/logger.js';
 import type { TodoMessage } from '../core/messages.js';
@@ -25,6 +25,8 @@ export type DispatchOutcome =
   | { file: string; run: string; outcome: 'queued'; tasks: number }
   | { file: string; run: string; outcome: 'rejected'; error: string }
   | { file: string; run: string; outcome: 'duplicate' };
+
+export type RerunOutcome = DispatchOutcome | { outcome: 'unknown' } | { outcome: 'unfinished'; state: string };
 
 export interface DispatcherOptions {
   store: GitStore;
@@ -111,14 +113,41 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Runs a finished run again as a new run: the same project file at the
+   * same todo commit, built from the config repository as it is now (the
+   * usual reason to re-run is a fixed worker image or a flaky task). The new
+   * run is `<first run>.r<n>` and records which run it repeats.
+   */
+  rerun(runId: string): Promise<RerunOutcome> {
+    return this.serial.run(() =>
+      retryOnConflict(async (): Promise<RerunOutcome> => {
+        const { store, settings } = this.options;
+        const tracking = settings.repos.tracking;
+        const head = await store.head(tracking);
+        const text = head && (await store.readFile(tracking, head, layout.runFile(runId)));
+        if (!head || !text) return { outcome: 'unknown' };
+        const original = JSON.parse(text) as RunRecord;
+        if (!original.doneCommit && original.state !== 'rejected') return { outcome: 'unfinished', state: original.state };
+        const newId = nextRerunId(runId, await store.listDir(tracking, head, 'projects'));
+        this.pushBytes = 0;
+        await store.ensureCommit(settings.repos.todo, original.todoCommit);
+        const configCommit = await store.head(settings.repos.config);
+        this.options.log.info({ run: newId, rerunOf: runId }, 're-running');
+        return this.dispatchFileOnce(original.file, original.todoCommit, configCommit, { runId: newId, rerunOf: runId });
+      }),
+    );
+  }
+
   private dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
     // Another gitjobs may write to tracking between our check and our commit: then check again.
     return retryOnConflict(() => this.dispatchFileOnce(file, todoCommit, configCommit));
   }
 
-  private async dispatchFileOnce(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
+  private async dispatchFileOnce(file: string, todoCommit: string, configCommit: string | undefined, rerun?: { runId: string; rerunOf: string }): Promise<DispatchOutcome> {
     const { store, settings } = this.options;
-    const runId = runIdFor(file, todoCommit);
+    const runId = rerun?.runId ?? runIdFor(file, todoCommit);
+    const rerunOf = rerun ? { rerunOf: rerun.rerunOf } : {};
     const log = this.options.log.child({ run: runId });
     const tracking = settings.repos.tracking;
     const head = await store.head(tracking);
@@ -127,9 +156,10 @@ export class Dispatcher {
       return { file, run: runId, outcome: 'duplicate' };
     }
     const now = new Date().toISOString();
-    const text = (await store.readFile(settings.repos.todo, todoCommit, file)) ?? '';
+    const text = await store.readFile(settings.repos.todo, todoCommit, file);
     let project;
     try {
+      if (text === undefined) throw new ProjectError(file, [{ path: '$', message: `${settings.repos.todo} has no ${file} at ${todoCommit.slice(0, 7)}` }]);
       const bytes = Buffer.byteLength(text, 'utf8');
       this.pushBytes += Math.min(bytes, PROJECT_LIMITS.fileBytes + 1);
       if (bytes <= PROJECT_LIMITS.fileBytes && this.pushBytes > PUSH_BYTES) {
@@ -139,12 +169,12 @@ export class Dispatcher {
       project = parseProject(file, text);
     } catch (err) {
       if (!(err instanceof ProjectError)) throw err;
-      const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now });
+      const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now, ...rerunOf });
       await store.commit(tracking, { ...rejected, expectedHead: head });
       log.warn({ file, error: rejected.run.error }, 'project rejected');
       return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
     }
-    const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now });
+    const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf });
     await store.commit(tracking, { changes: queued.changes, message: queued.message, expectedHead: head });
     this.options.observer?.runQueued?.(queued.run);
     for (const task of queued.tasks) await this.options.queue.publish('todo', todoFor(queued.run, task, settings, this.options.configUrl));

@@ -1,10 +1,11 @@
 /**
  * The JSON API: runs and tasks read from tracking (the system of record),
- * and cancellation. Routes validate, call the core and answer.
+ * cancellation and re-runs. Routes validate, call the core and answer.
  */
 import { sameSecret } from '../core/same-secret.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CancelOutcome } from '../collector/collector.js';
+import type { RerunOutcome } from '../dispatcher/dispatcher.js';
 import { listRunIds, readRunView, repoTree } from '../core/run-reader.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
@@ -13,6 +14,7 @@ export interface ApiOptions {
   store: GitStore;
   trackingRepo: string;
   cancel: (runId: string, reason: string) => Promise<CancelOutcome>;
+  rerun: (runId: string) => Promise<RerunOutcome>;
   /** Bearer token for endpoints that change anything; without one, only loopback clients may. */
   apiToken: string | undefined;
   /** Where a tracking commit can be seen: the built-in host's plain text, or the forge's commit page. */
@@ -108,5 +110,29 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     if (r.outcome === 'finished') return reply.code(409).send({ error: `run ${request.params.run} is already ${r.state}` });
     return reply.code(202).send({ cancelled: true, tasks: r.tasks });
   },
+  );
+
+  app.post<{ Params: { run: string } }>(
+    '/api/runs/:run/rerun',
+    {
+      schema: {
+        summary: 'Run a finished run again as a new run: same project file and todo commit, current config (bearer token when GITJOBS_API_TOKEN is set)',
+        params: RUN_PARAMS,
+        security: [{ bearer: [] }],
+        response: {
+          202: { type: 'object', properties: { run: { type: 'string' }, rerunOf: { type: 'string' }, outcome: { type: 'string', enum: ['queued', 'rejected'] }, tasks: { type: 'integer' }, error: { type: 'string' } } },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!authorise(request, reply, options.apiToken)) return reply;
+      const runId = request.params.run;
+      if (!isValidId(runId)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(runId)}` });
+      const r = await options.rerun(runId);
+      if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
+      if (r.outcome === 'unfinished') return reply.code(409).send({ error: `run ${runId} is still ${r.state}; it can be re-run once it has finished (or cancel it first)` });
+      if (r.outcome === 'duplicate') return reply.code(409).send({ error: `run ${r.run} already exists` });
+      return reply.code(202).send({ run: r.run, rerunOf: runId, outcome: r.outcome, ...(r.outcome === 'queued' ? { tasks: r.tasks } : { error: r.error }) });
+    },
   );
 }

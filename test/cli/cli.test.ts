@@ -104,6 +104,39 @@ describe('gitjobs CLI', () => {
     expect(r.stderr).toContain('--as NAME');
   });
 
+  it('rerun runs a finished run again as RUN.r1, follows it with --wait, and counts re-runs from the first run', async () => {
+    const listing = (await cli(['status', '--url', url])).stdout;
+    const hello = /^(hello-[0-9a-f]{7})\s/m.exec(listing)![1]!;
+    const failed = /^(fail-[0-9a-f]{7})\s/m.exec(listing)![1]!;
+    const r = await cli(['rerun', hello, '--wait', '--url', url]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`run ${hello} re-run as ${hello}.r1 (2 tasks queued)\n`);
+    expect(r.stdout.endsWith('result (succeeded):\nhello\nx\n')).toBe(true);
+    // A re-run of a re-run is numbered from the first run.
+    expect((await cli(['rerun', `${hello}.r1`, '--url', url])).stdout).toBe(`run ${hello}.r1 re-run as ${hello}.r2 (2 tasks queued)\n`);
+    expect((await cli(['status', `${hello}.r1`, '--url', url])).stdout).toContain(`re-run of ${hello}\n`);
+    const tracking = path.join(home, 'repos', 'tache_suivi.git');
+    const queued = git(tracking, 'log', '--format=%s|%(trailers:key=Rerun-Of,valueonly)', 'main').split('\n').filter((l) => l.startsWith(`${hello}.r1: `));
+    expect(queued).toContain(`${hello}.r1: queued (2 tasks from projects/hello.json, re-run of ${hello})|${hello}`);
+    // The same inputs fail the same way: --wait says so.
+    const again = await cli(['rerun', failed, '--wait', '--url', url]);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain('task boom failed: exit 3');
+    const unknown = await cli(['rerun', 'nope-1234567', '--url', url]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('gitjobs rerun: no run nope-1234567 in tache_suivi\n');
+  });
+
+  it('rerun refuses a run that has not finished', async () => {
+    fs.writeFileSync(path.join(work, 'slow.json'), JSON.stringify({ tasks: [{ id: 's', run: 'sleep 2' }] }));
+    const submitted = await cli(['submit', 'slow.json', '--url', url]);
+    const run = /run (slow-[0-9a-f]{7})/.exec(submitted.stdout)![1]!;
+    const r = await cli(['rerun', run, '--url', url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^gitjobs rerun: run ${run} is still (queued|running); it can be re-run once it has finished \\(or cancel it first\\)\n$`));
+  });
+
   it('a plain git push starts a run too, and status reads it from tracking', async () => {
     const dir = tmpdir('cli-clone');
     await gitAsync(dir, 'clone', '-q', `${url}/git/tache_a_faire.git`, '.');
@@ -157,6 +190,6 @@ describe('gitjobs CLI errors', () => {
     expect(r.stderr).toContain('--workers must be a whole number, not "many"');
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
-    for (const cmd of ['up', 'worker', 'submit', 'status', 'demo']) expect(help.stdout).toContain(`gitjobs ${cmd}`);
+    for (const cmd of ['up', 'worker', 'submit', 'status', 'watch', 'logs', 'cancel', 'rerun', 'demo']) expect(help.stdout).toContain(`gitjobs ${cmd}`);
   });
 });

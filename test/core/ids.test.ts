@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatDuration, parseDuration } from '../../src/core/duration.js';
-import { isValidId, runIdFor } from '../../src/core/ids.js';
+import { firstRunOf, isValidId, nextRerunId, runIdFor } from '../../src/core/ids.js';
 
 describe('run ids', () => {
   it('are stable for a (file, commit) pair and differ otherwise', () => {
@@ -10,6 +10,14 @@ describe('run ids', () => {
     expect(runIdFor('projects/q12.json', c)).not.toBe(runIdFor('projects/q12.json', 'f' + c.slice(1)));
     expect(runIdFor('projects/sub/q12.json', c)).not.toBe(runIdFor('projects/q12.json', c));
     expect(isValidId(runIdFor('projects/../weird name!.json', c))).toBe(true);
+  });
+  it('number re-runs from the first run, after the highest one tracking has', () => {
+    expect(nextRerunId('q12-1a2b3c4', ['q12-1a2b3c4', 'other-1234567.r5'])).toBe('q12-1a2b3c4.r1');
+    expect(nextRerunId('q12-1a2b3c4', ['q12-1a2b3c4', 'q12-1a2b3c4.r1', 'q12-1a2b3c4.r3'])).toBe('q12-1a2b3c4.r4');
+    expect(nextRerunId('q12-1a2b3c4.r3', ['q12-1a2b3c4', 'q12-1a2b3c4.r1', 'q12-1a2b3c4.r3'])).toBe('q12-1a2b3c4.r4');
+    expect(firstRunOf('q12-1a2b3c4.r12')).toBe('q12-1a2b3c4');
+    const longest = runIdFor(`projects/${'x'.repeat(80)}.json`, '0'.repeat(40));
+    expect(isValidId(nextRerunId(longest, [`${longest}.r9999`]))).toBe(true);
   });
   it('refuse paths and dots', () => {
     expect(isValidId('a/b')).toBe(false);

@@ -55,10 +55,22 @@ describe('queue web services', () => {
   });
 });
 
+describe('runs API', () => {
+  it('cancel and rerun need the token; with it, an unknown run is a 404 that names it', async () => {
+    for (const action of ['cancel', 'rerun']) {
+      expect((await fetch(`${base}/api/runs/x-1234567/${action}`, { method: 'POST' })).status).toBe(401);
+      expect((await fetch(`${base}/api/runs/x-1234567/${action}`, { method: 'POST', headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      const unknown = await fetch(`${base}/api/runs/x-1234567/${action}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+      expect(unknown.status).toBe(404);
+      expect((await unknown.json()).error).toContain('x-1234567');
+    }
+  });
+});
+
 describe('OpenAPI', () => {
   it('describes the API at /docs', async () => {
     const doc = await (await fetch(`${base}/docs`)).json();
     expect(doc.openapi).toMatch(/^3\./);
-    for (const p of ['/api/runs', '/api/runs/{run}', '/api/runs/{run}/cancel', '/api/queues', '/api/queues/{name}/messages']) expect(Object.keys(doc.paths)).toContain(p);
+    for (const p of ['/api/runs', '/api/runs/{run}', '/api/runs/{run}/cancel', '/api/runs/{run}/rerun', '/api/queues', '/api/queues/{name}/messages']) expect(Object.keys(doc.paths)).toContain(p);
   });
 });

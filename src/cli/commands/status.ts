@@ -18,6 +18,8 @@ export async function statusCommand(flags: Flags, positionals: string[]): Promis
     if (!view) throw new UsageError(`no run ${runId} in ${settings.repos.tracking}`);
     const r = view.run;
     process.stdout.write(`run ${r.id}  ${r.state}  ${view.progress.done}/${view.progress.total} done  project ${r.project}  file ${r.file}@${r.todoCommit.slice(0, 7)}\n`);
+    if (r.rerunOf) process.stdout.write(`re-run of ${r.rerunOf}\n`);
+    if (r.cancelled) process.stdout.write(`cancelled: ${r.cancelled}\n`);
     if (r.error) process.stdout.write(`error: ${r.error}\n`);
     if (view.tasks.length) {
       const rows = [['TASK', 'STATE', 'ATTEMPTS', 'EXIT', 'DURATION', 'WORKER']];
