@@ -21,6 +21,7 @@ import { registerApi } from '../server/api.js';
 import { registerQueueRoutes } from '../server/queues.js';
 import { registerDashboard } from '../server/dashboard.js';
 import { LiveHub } from '../server/live.js';
+import { TrackingIndex } from '../core/tracking-index.js';
 import { Metrics } from './metrics.js';
 import { combineObservers } from '../core/ports.js';
 import { Poller } from './poller.js';
@@ -143,7 +144,8 @@ export async function up(options: UpOptions): Promise<Running> {
     }
 
     const live = new LiveHub();
-    const metrics = new Metrics({ store: masked, trackingRepo: settings.repos.tracking, queueStats: (q) => queue.stats(q) });
+    const index = new TrackingIndex(masked, settings.repos.tracking);
+    const metrics = new Metrics({ index, queueStats: (q) => queue.stats(q) });
     const outputFeed = await queue.onBroadcast((content) => live.output(content), 'output');
     cleanup.push(() => outputFeed.cancel());
     let dispatcher: Dispatcher | undefined;
@@ -179,6 +181,7 @@ export async function up(options: UpOptions): Promise<Running> {
           registerApi(a, {
             store: masked,
             trackingRepo: settings.repos.tracking,
+            index,
             cancel,
             rerun: (runId) => dispatcher!.rerun(runId),
             apiToken: options.apiToken,

@@ -5,13 +5,13 @@
  * webhook deliveries by outcome.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { listRunIds, readRunView, repoTree } from '../core/run-reader.js';
-import type { GitStore, RunObserver } from '../core/ports.js';
+import type { RunObserver } from '../core/ports.js';
+import type { TrackingIndex } from '../core/tracking-index.js';
 import type { TaskRecord } from '../core/task.js';
 
 export interface MetricsOptions {
-  store: GitStore;
-  trackingRepo: string;
+  /** Runs as tracking records them, read incrementally. */
+  index: TrackingIndex;
   queueStats: (queue: 'todo' | 'done' | 'dead') => Promise<{ messages: number; consumers: number }>;
 }
 
@@ -25,21 +25,15 @@ export class Metrics implements RunObserver {
   readonly webhooks = new Counter({ name: 'gitjobs_webhook_deliveries_total', help: 'Webhook deliveries by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
 
   constructor(options: MetricsOptions) {
-    const source = repoTree(options.store, options.trackingRepo);
     // One read of tracking serves both gauges at each scrape.
     let snapshot: Promise<{ runs: Map<string, number>; tasks: Map<string, number> }> | undefined;
     const read = () =>
       (snapshot ??= (async () => {
         const r = new Map<string, number>();
         const t = new Map<string, number>();
-        const head = await options.store.head(options.trackingRepo);
-        if (head) {
-          for (const id of await listRunIds(source, head)) {
-            const v = await readRunView(source, head, id);
-            if (!v) continue;
-            r.set(v.run.state, (r.get(v.run.state) ?? 0) + 1);
-            for (const task of v.tasks) t.set(task.state, (t.get(task.state) ?? 0) + 1);
-          }
+        for (const run of (await options.index.runs()).runs) {
+          r.set(run.state, (r.get(run.state) ?? 0) + 1);
+          for (const [state, n] of Object.entries(run.taskStates)) t.set(state, (t.get(state) ?? 0) + n);
         }
         return { runs: r, tasks: t };
       })().finally(() => setTimeout(() => (snapshot = undefined), 500)));

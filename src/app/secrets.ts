@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ChangedFile, CommitOptions, GitStore } from '../core/ports.js';
+import type { ChangedFile, CommitOptions, GitStore, TreeEntry } from '../core/ports.js';
 
 /** The webhook secret kept in the home folder (mode 600): made on first use, read afterwards. */
 export function ensureWebhookSecret(home: string): { secret: string; file: string; created: boolean } {
@@ -83,6 +83,12 @@ export class MaskingGitStore implements GitStore {
   }
   listDir(repo: string, commit: string, path: string): Promise<string[]> {
     return this.inner.listDir(repo, commit, path);
+  }
+  listEntries(repo: string, commit: string, path: string): Promise<TreeEntry[]> {
+    return this.inner.listEntries(repo, commit, path);
+  }
+  history(repo: string, head: string): AsyncIterable<{ oid: string; message: string }> {
+    return this.inner.history(repo, head);
   }
   changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]> {
     return this.inner.changedFiles(repo, before, after);

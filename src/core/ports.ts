@@ -27,6 +27,8 @@ export interface GitStore {
   head(repo: string): Promise<string | undefined>;
   readFile(repo: string, commit: string, path: string): Promise<string | undefined>;
   listDir(repo: string, commit: string, path: string): Promise<string[]>;
+  /** A folder's entries with their object ids, so that readers can reuse what did not change. */
+  listEntries(repo: string, commit: string, path: string): Promise<TreeEntry[]>;
   /** Files that differ between two commits; `before` may be the zero id. */
   changedFiles(repo: string, before: string, after: string): Promise<ChangedFile[]>;
   /**
@@ -43,6 +45,14 @@ export interface GitStore {
   flush(repo: string): Promise<void>;
   /** The branch's commits, newest first. */
   log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]>;
+  /** The commits from `head` back along first parents, newest first, read as the caller goes. */
+  history(repo: string, head: string): AsyncIterable<{ oid: string; message: string }>;
+}
+
+export interface TreeEntry {
+  name: string;
+  oid: string;
+  type: 'blob' | 'tree' | 'commit';
 }
 
 export type QueueName = 'todo' | 'done' | 'dead';

@@ -6,13 +6,16 @@ import { sameSecret } from '../core/same-secret.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CancelOutcome } from '../collector/collector.js';
 import type { RerunOutcome } from '../dispatcher/dispatcher.js';
-import { listRunIds, readRunView, repoTree } from '../core/run-reader.js';
+import { readRunView, repoTree } from '../core/run-reader.js';
+import type { TrackingIndex } from '../core/tracking-index.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
 
 export interface ApiOptions {
   store: GitStore;
   trackingRepo: string;
+  /** Run summaries and run commits, read from tracking incrementally. */
+  index: TrackingIndex;
   cancel: (runId: string, reason: string) => Promise<CancelOutcome>;
   rerun: (runId: string) => Promise<RerunOutcome>;
   /** Bearer token for endpoints that change anything; without one, only loopback clients may. */
@@ -38,7 +41,7 @@ export function authorise(request: FastifyRequest, reply: FastifyReply, apiToken
 }
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
-  const { store, trackingRepo } = options;
+  const { store, trackingRepo, index } = options;
   const source = repoTree(store, trackingRepo);
 
   app.get(
@@ -55,7 +58,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
                 type: 'array',
                 items: {
                   type: 'object',
-                  properties: { id: { type: 'string' }, project: { type: 'string' }, file: { type: 'string' }, state: { type: 'string' }, todoCommit: { type: 'string' }, createdAt: { type: 'string' }, finishedAt: { type: 'string' }, progress: PROGRESS },
+                  properties: { id: { type: 'string' }, project: { type: 'string' }, file: { type: 'string' }, state: { type: 'string' }, todoCommit: { type: 'string' }, createdAt: { type: 'string' }, finishedAt: { type: 'string' }, rerunOf: { type: 'string' }, progress: PROGRESS },
                 },
               },
             },
@@ -64,16 +67,10 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       },
     },
     async () => {
-    const head = await store.head(trackingRepo);
-    if (!head) return { runs: [] };
-    const runs = [];
-    for (const id of await listRunIds(source, head)) {
-      const v = await readRunView(source, head, id);
-      if (v) runs.push({ id, project: v.run.project, file: v.run.file, state: v.run.state, todoCommit: v.run.todoCommit, createdAt: v.run.createdAt, finishedAt: v.run.finishedAt, progress: v.progress });
-    }
-    runs.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-    return { tracking: head, runs };
-  },
+      const { head, runs } = await index.runs();
+      if (!head) return { runs: [] };
+      return { tracking: head, runs: runs.map(({ taskStates, ...r }) => r) };
+    },
   );
 
   app.get<{ Params: { run: string } }>('/api/runs/:run', { schema: { summary: 'A run, its tasks and its commits', params: RUN_PARAMS } }, async (request, reply) => {
@@ -82,12 +79,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     const view = head && (await readRunView(source, head, request.params.run));
     if (!view) return reply.code(404).send({ error: `no run ${request.params.run} in ${trackingRepo}` });
     // The run's commits, oldest first: each transition links to its commit.
-    const runId = request.params.run;
-    const commits = (await store.log(trackingRepo, 5000))
-      .map((c) => ({ commit: c.oid, subject: c.message.split('\n')[0]! }))
-      .filter((c) => c.subject.startsWith(`${runId}: `) || c.subject.startsWith(`${runId}/`))
-      .reverse()
-      .map((c) => ({ ...c, url: options.commitUrl(c.commit), ...(c.subject.startsWith(`${runId}/`) ? { task: c.subject.slice(runId.length + 1).split(':')[0] } : {}) }));
+    const finished = Boolean(view.run.doneCommit) || view.run.state === 'rejected';
+    const commits = (await index.commitsOf(request.params.run, head, finished)).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
     return { repo: trackingRepo, tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t), commits };
   });
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import { safeFs } from './safe-fs.js';
-import type { ChangedFile, CommitOptions, FileChange, GitStore } from '../../core/ports.js';
+import type { ChangedFile, CommitOptions, FileChange, GitStore, TreeEntry } from '../../core/ports.js';
 import { ConflictError } from '../../core/errors.js';
 import { Serial } from '../../core/serial.js';
 import { ZERO_SHA } from '../../core/events.js';
@@ -292,9 +292,13 @@ export class LocalGitStore implements GitStore {
   }
 
   async listDir(repo: string, commit: string, filepath: string): Promise<string[]> {
+    return (await this.listEntries(repo, commit, filepath)).map((e) => e.name);
+  }
+
+  async listEntries(repo: string, commit: string, filepath: string): Promise<TreeEntry[]> {
     try {
       const { tree } = await git.readTree({ fs: safeFs, gitdir: this.gitdir(repo), oid: commit, filepath, cache: this.cache });
-      return tree.map((e) => e.path);
+      return tree.map((e) => ({ name: e.path, oid: e.oid, type: e.type }));
     } catch (err) {
       if ((err as { code?: string }).code === 'NotFoundError') return [];
       throw err;
@@ -408,6 +412,15 @@ export class LocalGitStore implements GitStore {
     if (!head) return [];
     const commits = await git.log({ fs: safeFs, gitdir: this.gitdir(repo), ref: head, ...(depth ? { depth } : {}), cache: this.cache });
     return commits.map((c) => ({ oid: c.oid, message: c.commit.message }));
+  }
+
+  async *history(repo: string, head: string): AsyncIterable<{ oid: string; message: string }> {
+    const gitdir = this.gitdir(repo);
+    for (let oid: string | undefined = head; oid; ) {
+      const { commit } = await git.readCommit({ fs: safeFs, gitdir, oid, cache: this.cache });
+      yield { oid, message: commit.message };
+      oid = commit.parent[0];
+    }
   }
 }
 

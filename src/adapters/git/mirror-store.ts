@@ -10,7 +10,7 @@ import git from 'isomorphic-git';
 import { safeFs } from './safe-fs.js';
 import http from 'isomorphic-git/http/node';
 import type { Logger } from '../../core/logger.js';
-import type { ChangedFile, CommitOptions, GitStore } from '../../core/ports.js';
+import type { ChangedFile, CommitOptions, GitStore, TreeEntry } from '../../core/ports.js';
 import { LocalGitStore } from './local-store.js';
 
 export interface RemoteAuth {
@@ -108,6 +108,12 @@ export class MirrorGitStore implements GitStore {
   }
   listDir(repo: string, commit: string, path: string): Promise<string[]> {
     return this.local.listDir(repo, commit, path);
+  }
+  listEntries(repo: string, commit: string, path: string): Promise<TreeEntry[]> {
+    return this.local.listEntries(repo, commit, path);
+  }
+  history(repo: string, head: string): AsyncIterable<{ oid: string; message: string }> {
+    return this.local.history(repo, head);
   }
   isAncestor(repo: string, ancestor: string, commit: string): Promise<boolean> {
     return this.local.isAncestor(repo, ancestor, commit);
