@@ -59,6 +59,8 @@ export class Collector {
   /** Leased attempts (acked at start, held by heartbeats): when each is lost if no heartbeat comes. */
   private readonly leases = new Map<string, { run: string; task: string; attempt: number; leaseMs: number; expires: number }>();
   private reaper: NodeJS.Timeout | undefined;
+  /** Attempts this collector saw finish lately: a heartbeat sent just before the end starts no lease. */
+  private readonly finished = new Set<string>();
   private control: Consumer | undefined;
 
   constructor(private readonly options: CollectorOptions) {}
@@ -66,13 +68,15 @@ export class Collector {
   async start(): Promise<void> {
     this.consumer = await this.options.queue.consume('done', { prefetch: this.options.prefetch ?? 64 }, (content) => this.handle(content));
     this.control = await this.options.queue.onBroadcast((content) => {
-      let msg: { kind?: string; run?: string; task?: string; attempt?: number };
+      let msg: { kind?: string; run?: string; task?: string; attempt?: number; leaseMs?: number };
       try {
         msg = JSON.parse(content.toString('utf8'));
       } catch {
         return;
       }
-      if (msg.kind === 'heartbeat') this.extendLease(`${msg.run}/${msg.task}/${msg.attempt}`);
+      if (msg.kind !== 'heartbeat' || typeof msg.run !== 'string' || typeof msg.task !== 'string' || typeof msg.attempt !== 'number') return;
+      // Every collector holds every lease it hears of, so that the lease outlives the collector that saw the attempt start.
+      this.extendLease(`${msg.run}/${msg.task}/${msg.attempt}`, typeof msg.leaseMs === 'number' && msg.leaseMs > 0 ? { run: msg.run, task: msg.task, attempt: msg.attempt, leaseMs: msg.leaseMs } : undefined);
     });
     const every = Math.max(200, Math.min(5000, this.options.settings.heartbeatMs));
     this.reaper = setInterval(() => void this.reapLeases(), every);
@@ -94,10 +98,11 @@ export class Collector {
     return this.serial.run(fn);
   }
 
-  /** A heartbeat of a leased attempt, from DONE or the control exchange. */
-  private extendLease(key: string): void {
+  /** A heartbeat of a leased attempt, from DONE or the control exchange; one this collector did not know of starts a lease. */
+  private extendLease(key: string, unknown?: { run: string; task: string; attempt: number; leaseMs: number }): void {
     const lease = this.leases.get(key);
     if (lease) lease.expires = Date.now() + lease.leaseMs;
+    else if (unknown && !this.finished.has(key)) this.leases.set(key, { ...unknown, expires: Date.now() + unknown.leaseMs });
   }
 
   /** Runs a step again from a fresh read of tracking whenever another collector wrote first. */
@@ -125,12 +130,20 @@ export class Collector {
     }
     const key = `${event.run}/${event.task}/${event.attempt}`;
     if (event.kind === 'heartbeat') {
-      this.extendLease(key);
+      this.extendLease(key, event.leaseMs ? { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs } : undefined);
       return;
     }
     if (event.kind === 'started' && event.leaseMs) this.leases.set(key, { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs, expires: Date.now() + event.leaseMs });
-    if (event.kind === 'finished') this.leases.delete(key);
+    if (event.kind === 'finished') {
+      this.leases.delete(key);
+      this.rememberFinished(key);
+    }
     await this.applyWithRetries(event);
+  }
+
+  private rememberFinished(key: string): void {
+    this.finished.add(key);
+    if (this.finished.size > 4096) this.finished.delete(this.finished.values().next().value!);
   }
 
   /**

@@ -42,8 +42,8 @@ export const taskEvent = z.discriminatedUnion('kind', [
     /** The worker acked its TODO message and holds the attempt by heartbeats: lost if they stop for this long (ms). */
     leaseMs: z.number().positive().optional(),
   }),
-  /** Sent while a leased attempt runs; not a transition, never committed. */
-  z.object({ ...eventBase, kind: z.literal('heartbeat') }),
+  /** Sent while a leased attempt runs; not a transition, never committed. Its lease lets collectors that did not see `started` hold it too. */
+  z.object({ ...eventBase, kind: z.literal('heartbeat'), leaseMs: z.number().positive().optional() }),
   z.object({
     ...eventBase,
     kind: z.literal('finished'),

@@ -151,7 +151,7 @@ export class Worker {
       ackNow();
       // On the fanout exchange, so that every collector sees every heartbeat.
       heartbeat = setInterval(() => {
-        this.options.queue.broadcast({ ...base, kind: 'heartbeat', image: imageName, at: new Date().toISOString() }).catch(() => undefined);
+        this.options.queue.broadcast({ ...base, kind: 'heartbeat', image: imageName, at: new Date().toISOString(), leaseMs }).catch(() => undefined);
       }, this.options.lease.heartbeatMs);
     }
     log.debug({ argv: msg.argv, leased }, 'task started');

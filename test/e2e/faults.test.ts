@@ -261,6 +261,30 @@ describe('faults', () => {
       expect(view.log).toContainEqual(expect.stringMatching(new RegExp(`^${runId}/long: running -> failed \\(worker lost: no heartbeat from \\S+ for 1\\.50s, \\d+\\.\\d\\ds, attempt 1/2\\)$`)));
       checkStory(view);
     });
+    it('a lease outlives the collector that saw its attempt start: another gitjobs up records the loss from the heartbeats it heard', async () => {
+      const h = home();
+      const p = prefix();
+      const env = { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' };
+      const up = () => gitjobs(['up', '--home', h, '--port', '0', '--workers', '0'], env, /gitjobs is up at (http:\/\/\S+)[\s\S]*Ctrl-C stops/);
+      // Two collectors share DONE: each sees one of the two `started` events.
+      const a = track(await up());
+      track(await up());
+      const w1 = track(await gitjobs(['worker', '--workers', '2', '--consumer-timeout', '2s', '--cache', path.join(h, 'w1')], env, /taking tasks from/));
+      const long = (id: string) => ({ id, run: `sleep 4; echo ${id}`, timeout: '60s' });
+      const commit = await pushTo(a.match[1]!, 'projects/two.json', { retries: 1, tasks: [long('x'), long('y')] });
+      const runId = runIdFor('projects/two.json', commit);
+      await waitFor('both running', async () => (await readRun(h, runId))?.tasks.every((t) => t.state === 'running'));
+      await new Promise((r) => setTimeout(r, 1200)); // the survivor hears heartbeats of both
+      a.child.kill('SIGKILL');
+      w1.child.kill('SIGKILL');
+      await Promise.all([a.exited, w1.exited]);
+      track(await gitjobs(['worker', '--workers', '2', '--consumer-timeout', '2s', '--cache', path.join(h, 'w2')], env, /taking tasks from/));
+      const view = await finishedRun(h, runId);
+      expect(view.run.state).toBe('succeeded');
+      expect(await resultText(h, runId)).toBe('x\ny\n');
+      expect(view.log.filter((s) => / running -> failed \(worker lost: no heartbeat from /.test(s))).toHaveLength(2);
+      checkStory(view);
+    });
   });
 
   describe('in one process', () => {
