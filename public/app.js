@@ -90,7 +90,8 @@ function queuesPage() {
       : op === 'take' ? fetch(`/api/queues/${name}/messages`, { headers })
       : fetch(`/api/queues/${name}`, { method: 'DELETE', headers });
     const res = await req;
-    out.textContent = `${op}: ${res.status} ${res.statusText}\n${res.status === 204 ? '(empty)' : await res.text()}`;
+    const none = op === 'take' ? '(empty: no message waiting)' : op === 'delete' ? '(deleted)' : '';
+    out.textContent = `${op}: ${res.status} ${res.statusText}\n${res.status === 204 ? none : await res.text()}`;
   }));
 }
 

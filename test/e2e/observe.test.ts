@@ -173,4 +173,33 @@ describe('dashboard', () => {
     expect(body).toMatch(new RegExp(`${runId}/slow: running -> succeeded`));
     expect(body).toContain('Worker-Host:');
   });
+
+  it('the Queues page creates a queue, sends, takes in order, says when it is empty, and deletes it — through real RabbitMQ', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: 'Queues' }).click();
+    await page.getByRole('heading', { name: 'Queue web services' }).waitFor();
+    const queue = `dashboard-queue-${process.pid}`;
+    await page.getByLabel('Queue').fill(queue);
+    const result = page.locator('#qresult');
+    const press = async (name: string, expected: RegExp) => {
+      // By keyboard, as well as a mouse would.
+      await page.getByRole('button', { name }).focus();
+      await page.keyboard.press('Enter');
+      await result.filter({ hasText: expected }).waitFor({ timeout: 10_000 });
+    };
+    await press('Create', /^create: 201/);
+    for (const phrase of ['la tache numero 0 dit bonjour', 'la tache numero 1 dit bonjour']) {
+      await page.getByLabel('Message').fill(phrase);
+      await press('Send', /^send: 202/);
+      await result.evaluate((el) => (el.textContent = ''));
+    }
+    await press('Take one', /^take: 200 OK\nla tache numero 0 dit bonjour$/);
+    await result.evaluate((el) => (el.textContent = ''));
+    await press('Take one', /^take: 200 OK\nla tache numero 1 dit bonjour$/);
+    await press('Take one', /^take: 204 No Content\n\(empty: no message waiting\)$/);
+    await press('Delete', /^delete: 204 No Content\n\(deleted\)$/);
+    expect((await fetch(`${base}/api/queues/${queue}/messages`)).status).toBe(404);
+    await page.screenshot({ path: 'test-artifacts/queues.png', fullPage: true });
+  });
 });
