@@ -123,7 +123,7 @@ async function main() {
 
   const t = await transitionsPerSecond(transitions);
   const rate = t.commits / t.seconds;
-  rows.push([`transition commits/s (${t.commits} commits, isomorphic-git loose objects)`, rate.toFixed(0), '1000']);
+  rows.push([`transition commits/s (${t.commits} commits, loose objects written at once)`, rate.toFixed(0), '1000']);
 
   if (!values['skip-docker']) {
     const c = await containerTimes(tasks, concurrency);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,17 @@ describe('LocalGitStore', () => {
     expect(git(gitdir, 'ls-tree', '-r', '--name-only', 'main').trim().split('\n')).toEqual(['README.md', 'projects/r/run.json', 'projects/r/tasks/x.json']);
     expect(git(gitdir, 'log', '-1', '--format=%(trailers:key=Todo-Commit,valueonly)', 'main').trim()).toBe('abc');
     git(gitdir, 'fsck', '--strict');
+  });
+
+  it('writes trees in git’s order, with git’s modes, as git mktree does', async () => {
+    const s = await store();
+    const oid = await s.commit('repo', { changes: ['a/x', 'a.b', 'a-c', 'a0', 'b/y/z', 'É.txt', 'Z'].map((p) => ({ path: p, content: p })), message: 'names\n' });
+    const gitdir = s.gitdir('repo');
+    const tree = git(gitdir, '-c', 'core.quotePath=false', 'cat-file', '-p', `${oid}^{tree}`);
+    expect(tree.trim().split('\n').map((l) => l.split('\t')[1])).toEqual(['Z', 'a-c', 'a.b', 'a', 'a0', 'b', 'É.txt']);
+    // The same listing fed to git itself gives the same tree id.
+    expect(execFileSync('git', ['mktree'], { cwd: gitdir, input: tree, encoding: 'utf8' }).trim()).toBe(git(gitdir, 'rev-parse', `${oid}^{tree}`).trim());
+    git(gitdir, 'fsck', '--strict', '--full');
   });
 
   it('deletes files and empty folders', async () => {
@@ -81,19 +92,24 @@ describe('LocalGitStore', () => {
       { path: 'projects/r/run.json', content: '{"state":"running"}\n'.repeat(2000) },
       { path: 'projects/r/tasks/a.json', content: '{"state":"queued"}\n'.repeat(2000) },
     ];
-    // A writer in its own process dies (SIGKILL) half-way through writing its k-th file: a blob, a tree, the commit.
+    // A writer in its own process dies (SIGKILL) half-way through writing its k-th object file: a blob, a tree, the commit.
     const script = `
       import fs from 'node:fs';
       const write = fs.promises.writeFile;
-      let left = Number(process.argv[2]);
+      const k = Number(process.argv[2]);
+      let calls = 0;
       fs.promises.writeFile = async (file, data, options) => {
-        if (String(file).includes('/objects/') && left === 1) {
-          await write(file, data.subarray(0, Math.floor(data.length / 2)), options); // throws, and is tried again, if the folder is missing
+        if (String(file).includes('/objects/') && ++calls === k) {
+          try {
+            await write(file, data.subarray(0, Math.floor(data.length / 2)), options);
+          } catch (err) {
+            calls--; // the folder was missing: the writer makes it and tries again
+            throw err;
+          }
           process.kill(process.pid, 'SIGKILL');
           await new Promise(() => undefined);
         }
-        await write(file, data, options);
-        if (String(file).includes('/objects/')) left--;
+        return write(file, data, options);
       };
       const { LocalGitStore } = await import(${JSON.stringify(path.resolve('dist/adapters/git/local-store.js'))});
       await new LocalGitStore(process.argv[1]).commit('repo', { changes: ${JSON.stringify(changes)}, message: 'killed\\n' });
@@ -107,6 +123,8 @@ describe('LocalGitStore', () => {
         break;
       }
       kills++;
+      // Whatever the dead writer left is a temporary file, never a cut object.
+      git(s.gitdir('repo'), 'fsck', '--strict', '--full');
     }
     // The next writer reuses every object the dead ones were writing: each must be whole.
     const oid = await s.commit('repo', { changes, message: 'after\n' });

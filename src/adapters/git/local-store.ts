@@ -1,15 +1,17 @@
 /**
- * GitStore over bare repositories on local disk, with isomorphic-git.
+ * GitStore over bare repositories on local disk: isomorphic-git reads, and
+ * loose-objects.ts writes.
  *
- * Writes go straight to the object database — blobs, trees, a commit, then
- * the branch ref — with no working tree and no index. Each repository has
- * one writer that keeps the trees of its branch head in memory, so a commit
- * rewrites only the trees along the paths it changes.
+ * Writes go straight to the object database — blobs, trees, a commit, all at
+ * once, then the branch ref — with no working tree and no index. Each
+ * repository has one writer that keeps the trees of its branch head in
+ * memory, so a commit rewrites only the trees along the paths it changes.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import { safeFs } from './safe-fs.js';
+import { encodeCommit, encodeObject, encodeTree, LooseObjectWriter, type EncodedObject } from './loose-objects.js';
 import type { ChangedFile, CommitOptions, FileChange, GitStore, TreeEntry } from '../../core/ports.js';
 import { ConflictError } from '../../core/errors.js';
 import { Serial } from '../../core/serial.js';
@@ -48,12 +50,15 @@ class BranchWriter {
   private head: string | undefined | null = null; // null: not read yet
   private dirs = new Map<string, Dir>();
   private readonly cache = {};
+  private readonly objects: LooseObjectWriter;
 
   constructor(
     private readonly gitdir: string,
     private readonly ref: string,
     private readonly log?: Logger,
-  ) {}
+  ) {
+    this.objects = new LooseObjectWriter(gitdir);
+  }
 
   commit(changes: FileChange[], message: string, expectedHead?: string): Promise<string> {
     return this.exclusive(() => this.write(changes, message, expectedHead));
@@ -173,7 +178,15 @@ class BranchWriter {
         await this.refresh();
         if (this.head !== expectedHead) throw new ConflictError(path.basename(this.gitdir, '.git'), expectedHead, this.head ?? undefined);
       }
-      const oid = await this.build(changes, message);
+      let oid: string;
+      try {
+        oid = await this.build(changes, message);
+      } catch (err) {
+        // The cached trees may hold half of this commit: read them again next time.
+        this.head = null;
+        this.dirs.clear();
+        throw err;
+      }
       if (await this.compareAndSwap(this.head ?? undefined, oid)) {
         this.head = oid;
         return oid;
@@ -185,6 +198,12 @@ class BranchWriter {
   }
 
   private async build(changes: FileChange[], message: string): Promise<string> {
+    // Everything is hashed in memory first, then all the objects are written at once.
+    const objects = new Map<string, EncodedObject>();
+    const add = (o: EncodedObject) => {
+      objects.set(o.oid, o);
+      return o.oid;
+    };
     const dirty = new Set<string>(['']);
     for (const change of changes) {
       const clean = change.path.replace(/^\/+/, '');
@@ -194,9 +213,8 @@ class BranchWriter {
       if (change.content === null) {
         dir.delete(baseOf(clean));
       } else {
-        const blob = typeof change.content === 'string' ? Buffer.from(change.content, 'utf8') : change.content;
-        const oid = await git.writeBlob({ fs: safeFs, gitdir: this.gitdir, blob });
-        dir.set(baseOf(clean), { mode: '100644', oid, type: 'blob' });
+        const blob = typeof change.content === 'string' ? Buffer.from(change.content, 'utf8') : Buffer.from(change.content);
+        dir.set(baseOf(clean), { mode: '100644', oid: add(encodeObject('blob', blob)), type: 'blob' });
       }
     }
     // Deepest first, so each parent sees its children's new trees.
@@ -208,21 +226,14 @@ class BranchWriter {
         (await this.dir(parentOf(d))).delete(baseOf(d));
         continue;
       }
-      const oid = await git.writeTree({
-        fs: safeFs,
-        gitdir: this.gitdir,
-        tree: [...entries].map(([p, e]) => ({ path: p, mode: e.mode, oid: e.oid, type: e.type })),
-      });
+      const oid = add(encodeTree([...entries].map(([name, e]) => ({ name, mode: e.mode, oid: e.oid }))));
       if (d === '') root = oid;
       else (await this.dir(parentOf(d))).set(baseOf(d), { mode: '040000', oid, type: 'tree' });
     }
-    const now = Math.floor(Date.now() / 1000);
-    const person = { ...AUTHOR, timestamp: now, timezoneOffset: 0 };
-    return git.writeCommit({
-      fs: safeFs,
-      gitdir: this.gitdir,
-      commit: { message, tree: root, parent: this.head ? [this.head] : [], author: person, committer: person },
-    });
+    const person = { ...AUTHOR, timestamp: Math.floor(Date.now() / 1000) };
+    const commit = add(encodeCommit({ tree: root, parents: this.head ? [this.head] : [], author: person, committer: person, message }));
+    await this.objects.write([...objects.values()]);
+    return commit;
   }
 }
 
