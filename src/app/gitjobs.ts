@@ -150,10 +150,17 @@ export async function up(options: UpOptions): Promise<Running> {
     cleanup.push(() => outputFeed.cancel());
     let dispatcher: Dispatcher | undefined;
     let collector: Collector | undefined;
-    const cancel = (runId: string, reason: string) => collector!.cancel(runId, reason);
+    // The server listens before the collector has recovered and the dispatcher exists (their URLs need its port):
+    // a webhook, a cancel or a re-run arriving meanwhile waits for them instead of failing.
+    let markReady!: () => void;
+    const ready = new Promise<void>((resolve) => (markReady = resolve));
+    const cancel = async (runId: string, reason: string) => {
+      await ready;
+      return collector!.cancel(runId, reason);
+    };
     let prebuild: ((commit: string) => Promise<void>) | undefined;
     const onPush = (event: PushEvent) => {
-      dispatcher!.handlePush(event).then(
+      ready.then(() => dispatcher!.handlePush(event)).then(
         (outcomes) => {
           options.onDispatched?.(outcomes);
           if (event.repo === settings.repos.config && event.ref === `refs/heads/${settings.branch}`) void prebuild?.(event.after);
@@ -183,7 +190,10 @@ export async function up(options: UpOptions): Promise<Running> {
             trackingRepo: settings.repos.tracking,
             index,
             cancel,
-            rerun: (runId) => dispatcher!.rerun(runId),
+            rerun: async (runId) => {
+              await ready;
+              return dispatcher!.rerun(runId);
+            },
             apiToken: options.apiToken,
             // On a forge, its own commit page; here, the built-in host's plain text.
             commitUrl: (sha) => (remote ? `${remote.cloneUrl(settings.repos.tracking).replace(/\.git$/, '')}/commit/${sha}` : `/git/${settings.repos.tracking}.git/commit/${sha}`),
@@ -210,6 +220,7 @@ export async function up(options: UpOptions): Promise<Running> {
     await collector.recover();
 
     dispatcher = new Dispatcher({ store: masked, queue, settings, configUrl, log: logger, cancel, observer });
+    markReady();
     forge.onPush(onPush);
 
     let poller: Poller | undefined;
