@@ -39,14 +39,42 @@ async function runPage(id) {
   // Only the run's summary and tasks are redrawn on updates; an open log keeps streaming.
   if (main.dataset.page !== `run:${r.id}`) {
     main.dataset.page = `run:${r.id}`;
-    main.innerHTML = '<div id="runinfo"></div><section aria-label="Task output" id="output"></section>';
+    main.innerHTML = `<div id="runinfo"></div>
+  <form id="actions" aria-label="Run actions">
+    <label>API token <input id="rtoken" type="password" autocomplete="off" value="${esc(sessionStorage.getItem('gitjobs-token') ?? '')}"></label>
+    <button type="button" data-act="cancel">Cancel run</button>
+    <button type="button" data-act="rerun">Re-run</button>
+    <span id="actresult" role="status" aria-live="polite"></span>
+  </form>
+  <section aria-label="Task output" id="output"></section>`;
+    main.querySelectorAll('button[data-act]').forEach((b) => b.addEventListener('click', () => act(r.id, b.dataset.act)));
   }
+  // Cancel while it runs; re-run once it has finished.
+  const finished = Boolean(r.doneCommit) || r.state === 'rejected';
+  main.querySelector('button[data-act="cancel"]').hidden = finished;
+  main.querySelector('button[data-act="rerun"]').hidden = !finished;
   document.getElementById('runinfo').innerHTML = `<h2>Run ${esc(r.id)} ${state(r.state)}</h2>
   <p>Project <strong>${esc(r.project)}</strong> from <code>${esc(r.file)}</code> at <code>${esc(r.todoCommit.slice(0, 7))}</code>, config <code>${esc((r.configCommit ?? '').slice(0, 7))}</code>; ${view.progress.done}/${view.progress.total} tasks done${r.rerunOf ? `; re-run of <a href="#/runs/${esc(r.rerunOf)}">${esc(r.rerunOf)}</a>` : ''}${r.error ? `; <span class="state-failed">${esc(r.error)}</span>` : ''}.</p>
   <table><caption class="muted">Tasks</caption><thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Exit</th><th scope="col">Duration</th><th scope="col">Image</th><th scope="col">Worker</th><th scope="col">Transitions</th><th scope="col">Output</th></tr></thead><tbody>
   ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
   </tbody></table>`;
   main.querySelectorAll('button[data-log]').forEach((b) => b.addEventListener('click', () => showLog(r.id, b.dataset.log)));
+}
+
+async function act(run, action) {
+  const token = document.getElementById('rtoken').value;
+  sessionStorage.setItem('gitjobs-token', token);
+  const out = document.getElementById('actresult');
+  out.textContent = action === 'cancel' ? 'cancelling…' : 're-running…';
+  const res = await fetch(`/api/runs/${encodeURIComponent(run)}/${action}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: action === 'cancel' ? JSON.stringify({ reason: 'cancelled from the dashboard' }) : '{}',
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) { out.textContent = `${action}: ${body.error ?? `HTTP ${res.status}`}`; return; }
+  if (action === 'cancel') { out.textContent = `cancelled: ${body.tasks} unfinished task${body.tasks === 1 ? '' : 's'} stopped`; soon(); return; }
+  location.hash = `#/runs/${encodeURIComponent(body.run)}`;
 }
 
 let logStream;

@@ -174,6 +174,37 @@ describe('dashboard', () => {
     expect(body).toContain('Worker-Host:');
   });
 
+  it('cancels a running run and re-runs it from its page, by keyboard', async () => {
+    const page = await browser.newPage();
+    const commit = await stack.push({ 'projects/clicked.json': JSON.stringify({ tasks: [{ id: 'long', run: 'echo begun; sleep 60' }] }) });
+    const runId = runIdFor('projects/clicked.json', commit);
+    await page.goto(`${base}/#/runs/${runId}`);
+    const stateCell = page.locator('tr[data-task="long"] td.task-state');
+    await stateCell.filter({ hasText: 'running' }).waitFor({ timeout: 20_000 });
+    const cancel = page.getByRole('button', { name: 'Cancel run' });
+    const rerun = page.getByRole('button', { name: 'Re-run' });
+    expect(await rerun.isVisible()).toBe(false);
+    await cancel.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('status').filter({ hasText: 'cancelled: 1 unfinished task stopped' }).waitFor();
+    await stateCell.filter({ hasText: 'cancelled' }).waitFor({ timeout: 20_000 });
+    // Once the result is in, the run can only be run again.
+    await rerun.waitFor({ state: 'visible', timeout: 20_000 });
+    expect(await cancel.isVisible()).toBe(false);
+    await rerun.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(new RegExp(`#/runs/${runId}\\.r1$`));
+    await page.getByRole('heading', { name: new RegExp(`^Run ${runId}\\.r1`) }).waitFor();
+    await page.getByRole('link', { name: runId, exact: true }).waitFor();
+    await stateCell.filter({ hasText: /queued|running/ }).waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await stateCell.filter({ hasText: 'cancelled' }).waitFor({ timeout: 20_000 });
+    const again = await stack.waitForRun(`${runId}.r1`, 30_000);
+    expect(again.run.rerunOf).toBe(runId);
+    expect(again.run.state).toBe('cancelled');
+    await page.screenshot({ path: 'test-artifacts/run-actions.png', fullPage: true });
+  });
+
   it('the Queues page creates a queue, sends, takes in order, says when it is empty, and deletes it — through real RabbitMQ', async () => {
     const page = await browser.newPage();
     await page.goto(`${base}/`);
