@@ -44,6 +44,8 @@ export type CancelOutcome = { outcome: 'cancelled'; tasks: number } | { outcome:
 
 export interface RecoveryReport {
   republished: number;
+  /** Running attempts held by a message, queued again only if no worker reports them. */
+  watched: number;
   completed: number;
   requeued: number;
 }
@@ -59,6 +61,11 @@ export class Collector {
   /** Leased attempts (acked at start, held by heartbeats): when each is lost if no heartbeat comes. */
   private readonly leases = new Map<string, { run: string; task: string; attempt: number; leaseMs: number; expires: number }>();
   private reaper: NodeJS.Timeout | undefined;
+  /**
+   * Attempts recorded running when this collector started, held by a message: queued again unless a worker
+   * shows it still has them (a heartbeat, or the attempt's events) before `expires`.
+   */
+  private readonly unclaimed = new Map<string, { message: ReturnType<typeof todoFor>; expires: number }>();
   /** Attempts this collector saw finish lately: a heartbeat sent just before the end starts no lease. */
   private readonly finished = new Set<string>();
   private control: Consumer | undefined;
@@ -91,6 +98,7 @@ export class Collector {
     // Retries waiting for their backoff are in tracking as queued: `recover` sends them at the next start.
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.unclaimed.clear();
     await this.serial.idle();
   }
 
@@ -100,6 +108,7 @@ export class Collector {
 
   /** A heartbeat of a leased attempt, from DONE or the control exchange; one this collector did not know of starts a lease. */
   private extendLease(key: string, unknown?: { run: string; task: string; attempt: number; leaseMs: number }): void {
+    this.unclaimed.delete(key);
     const lease = this.leases.get(key);
     if (lease) lease.expires = Date.now() + lease.leaseMs;
     else if (unknown && !this.finished.has(key)) this.leases.set(key, { ...unknown, expires: Date.now() + unknown.leaseMs });
@@ -129,6 +138,7 @@ export class Collector {
       throw err;
     }
     const key = `${event.run}/${event.task}/${event.attempt}`;
+    this.unclaimed.delete(key);
     if (event.kind === 'heartbeat') {
       this.extendLease(key, event.leaseMs ? { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs } : undefined);
       return;
@@ -152,6 +162,19 @@ export class Collector {
    */
   private async reapLeases(): Promise<void> {
     const now = Date.now();
+    for (const [key, watch] of this.unclaimed) {
+      if (watch.expires > now) continue;
+      this.unclaimed.delete(key);
+      const { run, task: taskId, attempt } = watch.message;
+      await this.exclusive(async () => {
+        const task = (await this.load(run))?.tasks.get(taskId);
+        // Another collector may have seen it end meanwhile.
+        if (!task || task.state !== 'running' || task.attempts !== attempt) return;
+        // No worker has it (its message went with the queues): queue it again.
+        this.options.log.warn({ run, task: taskId, attempt }, 'a running attempt that no worker reports holding; queued again');
+        this.publishLater(watch.message, 0);
+      }).catch((err: Error) => this.options.log.error({ run, task: taskId, err: err.message }, 'could not check an unclaimed attempt; the next start does'));
+    }
     for (const [key, lease] of this.leases) {
       if (lease.expires > now) continue;
       this.leases.delete(key);
@@ -316,16 +339,18 @@ export class Collector {
 
   /**
    * Reconciles tracking with the queues, as after a crash or with the queues
-   * deleted: every task recorded queued or running without a final state is
-   * put back on TODO (the queues deliver at least once, so a copy that was
-   * still there only runs again and its outcome is ignored); a failed attempt
+   * deleted: every task recorded queued is put back on TODO (the queues
+   * deliver at least once, so a copy that was still there only runs again and
+   * its outcome is ignored); a running attempt is put back only if no worker
+   * reports holding it within three heartbeats (a leased one, when its lease
+   * runs out, as lost); a failed attempt
    * that never got its retry is queued again; a run whose tasks are all final
    * but which has no result gets it.
    */
   recover(): Promise<RecoveryReport> {
     return this.exclusive(async () => {
       const { store, settings, log } = this.options;
-      const report: RecoveryReport = { republished: 0, completed: 0, requeued: 0 };
+      const report: RecoveryReport = { republished: 0, watched: 0, completed: 0, requeued: 0 };
       const head = await store.head(settings.repos.tracking);
       if (!head) return report;
       for (const runId of await store.listDir(settings.repos.tracking, head, 'projects')) {
@@ -336,7 +361,7 @@ export class Collector {
         const runLog = log.child({ run: runId });
         await this.withRetries(() => this.recoverRun(runId, report, runLog), runLog);
       }
-      if (report.republished || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
+      if (report.republished || report.watched || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
       return report;
     });
   }
@@ -358,8 +383,18 @@ export class Collector {
         this.leases.set(key, { run: runId, task: id, attempt: task.attempts, leaseMs: task.leaseMs, expires: Date.now() + task.leaseMs });
         continue;
       }
-      // queued: the next attempt; running: the same attempt again (its worker may be gone).
-      const message = todoFor(state.run, task.state === 'running' ? { ...task, attempts: task.attempts - 1 } : task, settings, this.options.configUrl);
+      if (task.state === 'running') {
+        // Held by its message: a live worker has it (and heartbeats say so), or the broker gives it to another
+        // when that worker's connection drops. Queued again only if no worker reports it within three heartbeats
+        // (the queues were deleted, or the broker lost them).
+        const message = todoFor(state.run, { ...task, attempts: task.attempts - 1 }, settings, this.options.configUrl);
+        this.unclaimed.set(`${runId}/${id}/${task.attempts}`, { message, expires: Date.now() + 3 * settings.heartbeatMs });
+        report.watched++;
+        continue;
+      }
+      // queued: the next attempt. Its message may never have been sent (a crash between the commit and the publish, a
+      // retry waiting out its backoff): sent again, a copy that was still queued only runs again and its outcome is ignored.
+      const message = todoFor(state.run, task, settings, this.options.configUrl);
       this.publishLater(message, task.notBefore ? Date.parse(task.notBefore) - Date.now() : 0);
       report.republished++;
     }

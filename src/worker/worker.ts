@@ -146,14 +146,13 @@ export class Worker {
     const leased = needsLease(this.options.lease, msg.timeoutMs);
     const leaseMs = this.options.lease.heartbeatMs * 3;
     await publish({ ...base, kind: 'started', image: imageName, at: new Date().toISOString(), ...(leased ? { leaseMs } : {}) });
-    let heartbeat: NodeJS.Timeout | undefined;
-    if (leased) {
-      ackNow();
-      // On the fanout exchange, so that every collector sees every heartbeat.
-      heartbeat = setInterval(() => {
-        this.options.queue.broadcast({ ...base, kind: 'heartbeat', image: imageName, at: new Date().toISOString(), leaseMs }).catch(() => undefined);
-      }, this.options.lease.heartbeatMs);
-    }
+    if (leased) ackNow();
+    // On the fanout exchange, so that every collector sees every heartbeat. A leased attempt is held by them
+    // (they carry its lease); any other is held by its message, and they only tell a collector that has just
+    // started that a worker still has it, so that it does not queue it again.
+    const heartbeat = setInterval(() => {
+      this.options.queue.broadcast({ ...base, kind: 'heartbeat', image: imageName, at: new Date().toISOString(), ...(leased ? { leaseMs } : {}) }).catch(() => undefined);
+    }, this.options.lease.heartbeatMs);
     log.debug({ argv: msg.argv, leased }, 'task started');
     // Output goes out as it comes, a few times a second, for live logs; the whole is in the outcome.
     const decoder = new StringDecoder('utf8');

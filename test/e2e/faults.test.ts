@@ -127,23 +127,46 @@ describe('faults', () => {
   it('gitjobs up killed with SIGKILL between two transitions, then started again', async () => {
     const h = home();
     const p = prefix();
-    let server = track(await startUp(h, p, 2));
+    const fast = { GITJOBS_HEARTBEAT: '500ms' };
+    let server = track(await startUp(h, p, 2, fast));
     const commit = await pushTo(server.url, 'projects/crash.json', sleepy(4, 1));
     const runId = runIdFor('projects/crash.json', commit);
     await waitFor('some transitions', async () => ((await readRun(h, runId))?.log.length ?? 0) >= 4);
     server.child.kill('SIGKILL');
     await server.exited;
-    server = track(await startUp(h, p, 2));
+    server = track(await startUp(h, p, 2, fast));
     const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(4));
     checkStory(view);
   });
 
+  it('gitjobs up restarted while a worker elsewhere runs a task: the task runs once, not again from recovery', async () => {
+    const h = home();
+    const p = prefix();
+    const fast = { GITJOBS_HEARTBEAT: '500ms' };
+    let server = track(await startUp(h, p, 0, fast));
+    const count = path.join(h, 'executions');
+    track(await gitjobs(['worker', '--executor', 'process', '--workers', '2', '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p, ...fast }, /taking tasks from/));
+    const commit = await pushTo(server.url, 'projects/once.json', { tasks: [{ id: 'once', run: `echo x >> ${count}; sleep 4; echo done` }] });
+    const runId = runIdFor('projects/once.json', commit);
+    await waitFor('running', async () => (await readRun(h, runId))?.tasks[0]!.state === 'running');
+    server.child.kill('SIGKILL');
+    await server.exited;
+    server = track(await startUp(h, p, 0, fast));
+    const view = await finishedRun(h, runId);
+    expect(view.run.state).toBe('succeeded');
+    // The worker's second slot was free: a copy queued by recovery would have run beside the first.
+    expect(fs.readFileSync(count, 'utf8')).toBe('x\n');
+    expect(view.log).toEqual([`${runId}: queued (1 task from projects/once.json)`, expect.stringMatching(new RegExp(`^${runId}/once: queued -> running `)), expect.stringMatching(new RegExp(`^${runId}/once: running -> succeeded `)), expect.stringMatching(new RegExp(`^${runId}: running -> succeeded`))]);
+  });
+
   it('every queue deleted while gitjobs is stopped: the next start finishes the run from Git', async () => {
     const h = home();
     const p = prefix();
-    let server = track(await startUp(h, p, 1));
+    // Running attempts are queued again once no worker has reported them for three heartbeats.
+    const fast = { GITJOBS_HEARTBEAT: '500ms' };
+    let server = track(await startUp(h, p, 1, fast));
     const commit = await pushTo(server.url, 'projects/noqueues.json', sleepy(4, 1));
     const runId = runIdFor('projects/noqueues.json', commit);
     await waitFor('a task running', async () => (await readRun(h, runId))?.tasks.some((t) => t.state === 'running'));
@@ -154,7 +177,7 @@ describe('faults', () => {
     await q.close();
     const before = await readRun(h, runId);
     expect(before!.run.doneCommit).toBeUndefined();
-    server = track(await startUp(h, p, 2));
+    server = track(await startUp(h, p, 2, fast));
     const view = await finishedRun(h, runId);
     expect(view.run.state).toBe('succeeded');
     expect(await resultText(h, runId)).toBe(expected(4));

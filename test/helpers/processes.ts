@@ -37,8 +37,8 @@ export function gitjobs(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): 
   });
 }
 
-export async function startUp(home: string, prefix: string, workers: number): Promise<Proc & { url: string }> {
-  const p = await gitjobs(['up', '--home', home, '--port', '0', '--workers', String(workers)], { GITJOBS_QUEUE_PREFIX: prefix }, /gitjobs is up at (http:\/\/\S+)[\s\S]*Ctrl-C stops/);
+export async function startUp(home: string, prefix: string, workers: number, env: NodeJS.ProcessEnv = {}): Promise<Proc & { url: string }> {
+  const p = await gitjobs(['up', '--home', home, '--port', '0', '--workers', String(workers)], { GITJOBS_QUEUE_PREFIX: prefix, ...env }, /gitjobs is up at (http:\/\/\S+)[\s\S]*Ctrl-C stops/);
   return { ...p, url: p.match[1]! };
 }
 
