@@ -77,6 +77,8 @@ Common options:
   --consumer-timeout D  RabbitMQ's consumer_timeout (env GITJOBS_CONSUMER_TIMEOUT, default 30m). Tasks
                         whose timeout exceeds half of it are acked at start and held by heartbeats
                         (every GITJOBS_HEARTBEAT, default 10s; three missed and the attempt is lost).
+                        Every running attempt sends them; after a restart, gitjobs queues a running
+                        attempt again only if no worker has reported it for three heartbeats.
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
   --port N              HTTP port (env GITJOBS_PORT, default 8080)
   --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)
