@@ -226,6 +226,11 @@ export class Collector {
     for (const step of applyEvent(state.run, task, event)) {
       if (step.kind === 'ignored') {
         log.info({ reason: step.reason }, `${event.kind} event ignored`);
+        if (event.kind === 'started' && event.worker && isSettled(task, event.attempt)) {
+          // A duplicate copy of its message (recovery re-sent it, or its run was cancelled before this worker
+          // started): its worker stops it now instead of running it to an outcome that would be ignored.
+          await this.options.queue.broadcast({ kind: 'abandon', run: event.run, task: event.task, attempt: event.attempt, worker: event.worker });
+        }
         continue;
       }
       const changes = [...step.changes];
@@ -421,4 +426,9 @@ export class Collector {
     if (!run.doneCommit && run.state !== 'rejected') this.runs.set(runId, state);
     return state;
   }
+}
+
+/** Whether tracking has moved past an attempt: the task is final, or a later attempt (or a retry of it) is under way. */
+function isSettled(task: TaskRecord, attempt: number): boolean {
+  return isFinal(task) || attempt < task.attempts || (attempt === task.attempts && task.state !== 'running');
 }

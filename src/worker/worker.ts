@@ -32,7 +32,7 @@ export class Worker {
   private control: Consumer | undefined;
   private readonly inflight = new Set<Promise<void>>();
   /** Running attempts, to kill them when their run is cancelled or the worker stops. */
-  private readonly running = new Map<string, { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' }>();
+  private readonly running = new Map<string, { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' | 'abandon' }>();
   /** Runs cancelled while this worker was up: their queued attempts are dropped unrun. */
   private readonly cancelled = new Set<string>();
 
@@ -48,10 +48,19 @@ export class Worker {
     });
     if (reaped) this.options.log.warn({ reaped }, 'removed task containers left behind by a worker that is gone');
     this.control = await this.options.queue.onBroadcast((content) => {
-      let msg: { kind?: string; run?: string };
+      let msg: { kind?: string; run?: string; task?: string; attempt?: number; worker?: string };
       try {
         msg = JSON.parse(content.toString('utf8'));
       } catch {
+        return;
+      }
+      if (msg.kind === 'abandon' && msg.worker === this.id) {
+        // Tracking has this attempt settled already: this copy of its message is a duplicate.
+        const r = this.running.get(`${msg.run}/${msg.task}/${msg.attempt}`);
+        if (r) {
+          r.reason = 'abandon';
+          r.controller.abort();
+        }
         return;
       }
       if (msg.kind !== 'cancel' || typeof msg.run !== 'string') return;
@@ -174,7 +183,7 @@ export class Worker {
     };
     let result;
     const key = `${msg.run}/${msg.task}/${msg.attempt}`;
-    const entry: { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' } = { run: msg.run, controller: new AbortController() };
+    const entry: { run: string; controller: AbortController; reason?: 'cancel' | 'shutdown' | 'abandon' } = { run: msg.run, controller: new AbortController() };
     this.running.set(key, entry);
     try {
       result = await this.options.executor.run({
@@ -212,7 +221,7 @@ export class Worker {
         if (leased) return this.options.queue.publish('todo', msg);
         throw new RequeueError(`${key}: worker shutting down`);
       }
-      log.info({}, 'task killed: its run was cancelled');
+      log.info({}, entry.reason === 'abandon' ? 'task killed: a duplicate copy of an attempt that tracking has settled' : 'task killed: its run was cancelled');
       return;
     }
     log.info({ exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut }, 'task finished');

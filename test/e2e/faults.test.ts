@@ -161,6 +161,27 @@ describe('faults', () => {
     expect(view.log).toEqual([`${runId}: queued (1 task from projects/once.json)`, expect.stringMatching(new RegExp(`^${runId}/once: queued -> running `)), expect.stringMatching(new RegExp(`^${runId}/once: running -> succeeded `)), expect.stringMatching(new RegExp(`^${runId}: running -> succeeded`))]);
   });
 
+  it('a worker that starts a task tracking has already settled (its run cancelled before the worker came) is told to stop it', async () => {
+    const h = home();
+    const p = prefix();
+    const server = track(await startUp(h, p, 0));
+    const commit = await pushTo(server.url, 'projects/late.json', { tasks: [{ id: 'slow', run: 'sleep 60' }] });
+    const runId = runIdFor('projects/late.json', commit);
+    await waitFor('queued', async () => (await readRun(h, runId))?.tasks[0]!.state === 'queued');
+    // Cancelled while no worker is up: its message stays in TODO, and a worker that starts later has not heard of the cancel.
+    const res = await fetch(`${server.url}/api/runs/${runId}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(202);
+    const cancelled = await finishedRun(h, runId);
+    expect(cancelled.run.state).toBe('cancelled');
+    const w = track(await gitjobs(['worker', '--workers', '1', '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p, GITJOBS_LOG_LEVEL: 'info' }, /taking tasks from/));
+    // Stopped within seconds, not after its 60 s; its container is gone; tracking does not change.
+    await waitFor('the worker to stop it', async () => w.output().includes('task killed: a duplicate copy of an attempt that tracking has settled'), 30_000);
+    const docker = new Docker();
+    await waitFor('its container gone', async () => (await docker.listContainers({ all: true, filters: { label: [`io.gitjobs.run=${runId}`] } })).length === 0, 10_000);
+    const after = await readRun(h, runId);
+    expect(after!.log).toEqual(cancelled.log);
+  });
+
   it('every queue deleted while gitjobs is stopped: the next start finishes the run from Git', async () => {
     const h = home();
     const p = prefix();
