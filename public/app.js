@@ -24,7 +24,7 @@ async function runsPage() {
   document.title = 'Runs · gitjobs';
   main.innerHTML = `<h2>Runs</h2>${runs.length === 0 ? '<p>No runs yet. Push a project to <code>projects/</code> in the todo repository.</p>' : `
   <table><caption class="muted">Newest first</caption><thead><tr><th scope="col">Run</th><th scope="col">Project</th><th scope="col">Source commit</th><th scope="col">State</th><th scope="col">Progress</th><th scope="col">Duration</th></tr></thead><tbody>
-  ${runs.slice().reverse().map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.project)}</td><td><code>${esc(r.todoCommit.slice(0, 7))}</code> <span class="muted">${esc(r.file)}</span></td><td>${state(r.state)}</td><td class="progress">${r.progress.done}/${r.progress.total}${r.progress.failed ? ` (${r.progress.failed} failed)` : ''}</td><td>${dur(r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.createdAt) : Date.now() - Date.parse(r.createdAt))}</td></tr>`).join('')}
+  ${runs.slice().reverse().map((r) => `<tr data-run="${esc(r.id)}"><td><a href="#/runs/${esc(r.id)}">${esc(r.id)}</a>${r.rerunOf ? ` <span class="muted">re-run of ${esc(r.rerunOf)}</span>` : ''}</td><td>${esc(r.project)}</td><td><code>${esc(r.todoCommit.slice(0, 7))}</code> <span class="muted">${esc(r.file)}</span></td><td>${state(r.state)}</td><td class="progress">${r.progress.done}/${r.progress.total}${r.progress.failed ? ` (${r.progress.failed} failed)` : ''}</td><td>${dur(r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.createdAt) : Date.now() - Date.parse(r.createdAt))}</td></tr>`).join('')}
   </tbody></table>`}`;
 }
 
