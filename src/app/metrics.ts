@@ -37,26 +37,18 @@ export class Metrics implements RunObserver {
         }
         return { runs: r, tasks: t };
       })().finally(() => setTimeout(() => (snapshot = undefined), 500)));
-    new Gauge({
-      name: 'gitjobs_runs',
-      help: 'Runs by state, as tracking records them',
-      labelNames: ['state'],
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [state, n] of (await read()).runs) this.set({ state }, n);
-      },
-    });
-    new Gauge({
-      name: 'gitjobs_tasks',
-      help: 'Tasks by state, as tracking records them',
-      labelNames: ['state'],
-      registers: [this.registry],
-      async collect() {
-        this.reset();
-        for (const [state, n] of (await read()).tasks) this.set({ state }, n);
-      },
-    });
+    for (const what of ['runs', 'tasks'] as const) {
+      new Gauge({
+        name: `gitjobs_${what}`,
+        help: `${what === 'runs' ? 'Runs' : 'Tasks'} by state, as tracking records them`,
+        labelNames: ['state'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const [state, n] of (await read())[what]) this.set({ state }, n);
+        },
+      });
+    }
     new Gauge({
       name: 'gitjobs_queue_messages',
       help: 'Messages waiting in each queue',

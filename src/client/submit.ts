@@ -11,7 +11,8 @@ import { RemoteRepo } from '../adapters/git/remote-repo.js';
 import { formatDuration } from '../core/duration.js';
 import { runIdFor } from '../core/ids.js';
 import { layout } from '../core/layout.js';
-import { isRunFinal, TrackingReader, type RunView } from './tracking-reader.js';
+import { isRunFinal } from '../core/run.js';
+import { TrackingReader, type RunView } from './tracking-reader.js';
 
 export interface SubmitOptions {
   file: string;

@@ -4,7 +4,6 @@
  */
 import { RemoteRepo } from '../adapters/git/remote-repo.js';
 import { listRunIds, readRunView, type RunView } from '../core/run-reader.js';
-import type { RunRecord } from '../core/run.js';
 
 export type { RunView };
 
@@ -32,6 +31,3 @@ export class TrackingReader {
   }
 }
 
-export function isRunFinal(run: RunRecord): boolean {
-  return run.state === 'rejected' || run.doneCommit !== undefined;
-}

@@ -12,11 +12,11 @@
 import { ConflictError, MessageError, retryOnConflict } from '../core/errors.js';
 import { Serial } from '../core/serial.js';
 import { layout } from '../core/layout.js';
-import { readRunView, repoTree } from '../core/run-reader.js';
+import { readRunView, repoTree, unfinishedRuns } from '../core/run-reader.js';
 import type { Logger } from '../core/logger.js';
 import { decode, taskEvent, type TaskEvent } from '../core/messages.js';
 import type { Consumer, FileChange, GitStore, Queue, RunObserver } from '../core/ports.js';
-import { allFinal, progress, type RunRecord } from '../core/run.js';
+import { allFinal, isRunFinal, progress, type RunRecord } from '../core/run.js';
 import { retryDelay, type Settings } from '../core/settings.js';
 import { formatDuration } from '../core/duration.js';
 import { isFinal, type TaskRecord } from '../core/task.js';
@@ -323,7 +323,7 @@ export class Collector {
       return this.withRetries(async (): Promise<CancelOutcome> => {
         const state = await this.load(runId);
         if (!state) return { outcome: 'unknown' };
-        if (state.run.doneCommit || state.run.state === 'rejected') return { outcome: 'finished', state: state.run.state };
+        if (isRunFinal(state.run)) return { outcome: 'finished', state: state.run.state };
         state.run = { ...state.run, cancelled: reason };
         let tasks = 0;
         for (const id of state.run.tasks) {
@@ -358,13 +358,9 @@ export class Collector {
       const report: RecoveryReport = { republished: 0, watched: 0, completed: 0, requeued: 0 };
       const head = await store.head(settings.repos.tracking);
       if (!head) return report;
-      for (const runId of await store.listDir(settings.repos.tracking, head, 'projects')) {
-        const text = await store.readFile(settings.repos.tracking, head, layout.runFile(runId));
-        if (!text) continue;
-        const run = JSON.parse(text) as RunRecord;
-        if (run.state === 'rejected' || run.doneCommit) continue;
-        const runLog = log.child({ run: runId });
-        await this.withRetries(() => this.recoverRun(runId, report, runLog), runLog);
+      for (const run of await unfinishedRuns(repoTree(store, settings.repos.tracking), head)) {
+        const runLog = log.child({ run: run.id });
+        await this.withRetries(() => this.recoverRun(run.id, report, runLog), runLog);
       }
       if (report.republished || report.watched || report.completed || report.requeued) log.info({ ...report }, 'recovered unfinished runs from tracking');
       return report;
@@ -423,7 +419,7 @@ export class Collector {
     for (const task of view.tasks) if (task.stdoutFile) task.stdout = (await store.readFile(repo, head, task.stdoutFile)) ?? '';
     const run = view.run;
     const state = { run, tasks: new Map(view.tasks.map((t) => [t.id, t])) };
-    if (!run.doneCommit && run.state !== 'rejected') this.runs.set(runId, state);
+    if (!isRunFinal(run)) this.runs.set(runId, state);
     return state;
   }
 }

@@ -3,7 +3,7 @@
  * source that can read files: the local store, a fetched mirror.
  */
 import { layout } from './layout.js';
-import { progress, type RunRecord } from './run.js';
+import { isRunFinal, progress, type RunRecord } from './run.js';
 import type { TaskRecord } from './task.js';
 import type { GitStore } from './ports.js';
 
@@ -23,10 +23,25 @@ export interface RunView {
   progress: { done: number; failed: number; total: number };
 }
 
-export async function readRunView(source: TreeSource, commit: string, runId: string): Promise<RunView | undefined> {
+/** A run's own record, without its tasks. */
+export async function readRunRecord(source: TreeSource, commit: string, runId: string): Promise<RunRecord | undefined> {
   const text = await source.readFile(commit, layout.runFile(runId));
-  if (text === undefined) return undefined;
-  const run = JSON.parse(text) as RunRecord;
+  return text === undefined ? undefined : (JSON.parse(text) as RunRecord);
+}
+
+/** The runs that are not over yet (no result, not rejected). */
+export async function unfinishedRuns(source: TreeSource, commit: string): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  for (const runId of await listRunIds(source, commit)) {
+    const run = await readRunRecord(source, commit, runId);
+    if (run && !isRunFinal(run)) out.push(run);
+  }
+  return out;
+}
+
+export async function readRunView(source: TreeSource, commit: string, runId: string): Promise<RunView | undefined> {
+  const run = await readRunRecord(source, commit, runId);
+  if (!run) return undefined;
   const tasks: TaskRecord[] = [];
   for (const id of run.tasks) {
     const t = await source.readFile(commit, layout.taskFile(runId, id));

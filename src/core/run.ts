@@ -43,6 +43,11 @@ export function progress(tasks: readonly TaskRecord[]): { done: number; failed: 
   return { done, failed, total: tasks.length };
 }
 
+/** A run is over once its result is in the done repository, or it was rejected: nothing more happens to it. */
+export function isRunFinal(run: RunRecord): boolean {
+  return run.state === 'rejected' || run.doneCommit !== undefined;
+}
+
 export function allFinal(tasks: readonly TaskRecord[]): boolean {
   return tasks.length > 0 && tasks.every(isFinal);
 }

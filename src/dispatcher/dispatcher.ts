@@ -13,13 +13,14 @@ import type { Logger } from '../core/logger.js';
 import type { TodoMessage } from '../core/messages.js';
 import type { GitStore, Queue, RunObserver } from '../core/ports.js';
 import { parseProject, PROJECT_LIMITS } from '../core/project.js';
-
-/** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
-export const PUSH_BYTES = 16 * 1024 * 1024;
-import type { RunRecord } from '../core/run.js';
+import { readRunRecord, repoTree, unfinishedRuns } from '../core/run-reader.js';
+import { isRunFinal, type RunRecord } from '../core/run.js';
 import { effectiveLimits, type Settings } from '../core/settings.js';
 import type { TaskRecord } from '../core/task.js';
 import { queuedRun, rejectedRun } from '../core/tracking.js';
+
+/** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
+export const PUSH_BYTES = 16 * 1024 * 1024;
 
 export type DispatchOutcome =
   | { file: string; run: string; outcome: 'queued'; tasks: number }
@@ -103,13 +104,10 @@ export class Dispatcher {
     if (!cancel) return;
     const head = await store.head(settings.repos.tracking);
     if (!head) return;
-    for (const runId of await store.listDir(settings.repos.tracking, head, 'projects')) {
-      const text = await store.readFile(settings.repos.tracking, head, layout.runFile(runId));
-      if (!text) continue;
-      const run = JSON.parse(text) as RunRecord;
-      if (!files.includes(run.file) || run.doneCommit || run.state === 'rejected') continue;
-      log.info({ run: runId, file: run.file }, 'project file deleted; cancelling its run');
-      await cancel(runId, `${run.file} deleted in ${todoCommit.slice(0, 7)}`);
+    for (const run of await unfinishedRuns(repoTree(store, settings.repos.tracking), head)) {
+      if (!files.includes(run.file)) continue;
+      log.info({ run: run.id, file: run.file }, 'project file deleted; cancelling its run');
+      await cancel(run.id, `${run.file} deleted in ${todoCommit.slice(0, 7)}`);
     }
   }
 
@@ -125,10 +123,9 @@ export class Dispatcher {
         const { store, settings } = this.options;
         const tracking = settings.repos.tracking;
         const head = await store.head(tracking);
-        const text = head && (await store.readFile(tracking, head, layout.runFile(runId)));
-        if (!head || !text) return { outcome: 'unknown' };
-        const original = JSON.parse(text) as RunRecord;
-        if (!original.doneCommit && original.state !== 'rejected') return { outcome: 'unfinished', state: original.state };
+        const original = head && (await readRunRecord(repoTree(store, tracking), head, runId));
+        if (!head || !original) return { outcome: 'unknown' };
+        if (!isRunFinal(original)) return { outcome: 'unfinished', state: original.state };
         const newId = nextRerunId(runId, await store.listDir(tracking, head, 'projects'));
         this.pushBytes = 0;
         await store.ensureCommit(settings.repos.todo, original.todoCommit);

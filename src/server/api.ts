@@ -10,6 +10,7 @@ import { readRunView, repoTree } from '../core/run-reader.js';
 import type { TrackingIndex } from '../core/tracking-index.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
+import { isRunFinal } from '../core/run.js';
 
 export interface ApiOptions {
   store: GitStore;
@@ -79,8 +80,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     const view = head && (await readRunView(source, head, request.params.run));
     if (!view) return reply.code(404).send({ error: `no run ${request.params.run} in ${trackingRepo}` });
     // The run's commits, oldest first: each transition links to its commit.
-    const finished = Boolean(view.run.doneCommit) || view.run.state === 'rejected';
-    const commits = (await index.commitsOf(request.params.run, head, finished)).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
+    const commits = (await index.commitsOf(request.params.run, head, isRunFinal(view.run))).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
     return { repo: trackingRepo, tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t), commits };
   });
 
