@@ -1,7 +1,8 @@
 /**
  * Writes Git objects (blobs, trees, commits) as loose objects, the way git
  * does: hashed and deflated in memory, written to a temporary file and
- * renamed into place, so that an object is either whole or absent. All the
+ * renamed into place (safe-fs.ts, which names it `tmp_obj_*` as git does),
+ * so that an object is either whole or absent. All the
  * objects of one commit are written at once: on this kind of disk a create
  * and a rename take about a millisecond each, and they overlap well.
  *
@@ -14,6 +15,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
+import { writeFileAtomic } from './safe-fs.js';
 
 export type ObjectType = 'blob' | 'tree' | 'commit';
 
@@ -44,14 +46,10 @@ export function encodeObject(type: ObjectType, body: Buffer): EncodedObject {
 
 /** A tree in Git's order: by name, a folder sorting as if its name ended in `/`. */
 export function encodeTree(items: TreeItem[]): EncodedObject {
-  const key = (i: TreeItem) => (i.mode === '040000' || i.mode === '40000' ? `${i.name}/` : i.name);
-  const sorted = [...items].sort((a, b) => {
-    const ka = Buffer.from(key(a));
-    const kb = Buffer.from(key(b));
-    return Buffer.compare(ka, kb);
-  });
+  const keyed = items.map((item) => ({ item, key: Buffer.from(item.mode === '040000' || item.mode === '40000' ? `${item.name}/` : item.name) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
   const parts: Buffer[] = [];
-  for (const item of sorted) {
+  for (const { item } of keyed) {
     // Git writes folder modes without the leading zero.
     parts.push(Buffer.from(`${item.mode.replace(/^0+/, '')} ${item.name}\0`), Buffer.from(item.oid, 'hex'));
   }
@@ -63,8 +61,6 @@ export function encodeCommit(commit: { tree: string; parents: string[]; author: 
   const lines = [`tree ${commit.tree}`, ...commit.parents.map((p) => `parent ${p}`), `author ${who(commit.author)}`, `committer ${who(commit.committer)}`];
   return encodeObject('commit', Buffer.from(`${lines.join('\n')}\n\n${commit.message}`, 'utf8'));
 }
-
-let counter = 0;
 
 /** Writes objects into `gitdir`, all at once; resolves when every one is in place. */
 export class LooseObjectWriter {
@@ -81,18 +77,14 @@ export class LooseObjectWriter {
     const folder = path.join(this.gitdir, 'objects', object.oid.slice(0, 2));
     const file = path.join(folder, object.oid.slice(2));
     const data = deflateSync(Buffer.concat([Buffer.from(`${object.type} ${object.body.length}\0`), object.body]));
-    // `tmp_obj_` is the prefix git gives its own temporary objects: fsck and prune know it.
-    const tmp = path.join(folder, `tmp_obj_${process.pid}_${++counter}`);
     if (!this.folders.has(folder)) {
       await fs.promises.mkdir(folder, { recursive: true });
       this.folders.add(folder);
     }
     try {
-      await fs.promises.writeFile(tmp, data);
-      // Over an existing copy of the same object, a rename changes nothing a reader could see.
-      await fs.promises.rename(tmp, file);
+      // Over an existing copy of the same object, the rename changes nothing a reader could see.
+      await writeFileAtomic(file, data);
     } catch (err) {
-      await fs.promises.unlink(tmp).catch(() => undefined);
       if ((err as { code?: string }).code === 'ENOENT') this.folders.delete(folder); // removed under us (git prune): made again next time
       throw err;
     }

@@ -23,7 +23,8 @@ function temporaryName(file: string): string {
   return inObjects ? path.join(dir, `tmp_obj_${unique}`) : path.join(dir, `.${path.basename(file)}.${unique}.tmp`);
 }
 
-async function writeFileAtomic(file: fs.PathLike | fs.promises.FileHandle, data: string | Uint8Array, options?: fs.WriteFileOptions): Promise<void> {
+/** Writes `file` whole or not at all: to a temporary name in its folder, then renamed into place. */
+export async function writeFileAtomic(file: fs.PathLike | fs.promises.FileHandle, data: string | Uint8Array, options?: fs.WriteFileOptions): Promise<void> {
   if (typeof file !== 'string') return fs.promises.writeFile(file, data, options as Parameters<typeof fs.promises.writeFile>[2]);
   const tmp = temporaryName(file);
   try {
