@@ -13,7 +13,8 @@ let timer;
 const soon = () => { clearTimeout(timer); timer = setTimeout(() => refresh(), 150); };
 
 const events = new EventSource('/api/events');
-events.onopen = () => (live.textContent = 'live');
+// On (re)connecting, read the page again: what happened before the stream was open came as no event.
+events.onopen = () => { live.textContent = 'live'; soon(); };
 events.onerror = () => (live.textContent = 'reconnecting…');
 events.addEventListener('task', soon);
 events.addEventListener('run', soon);
