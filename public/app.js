@@ -19,9 +19,14 @@ events.onerror = () => (live.textContent = 'reconnecting…');
 events.addEventListener('task', soon);
 events.addEventListener('run', soon);
 
+// Bumped on every navigation: a page read that comes back after the user has moved on draws nothing.
+let routeSeq = 0;
+
 async function runsPage() {
-  main.dataset.page = 'runs';
+  const seq = routeSeq;
   const { runs } = await (await fetch('/api/runs')).json();
+  if (seq !== routeSeq) return;
+  main.dataset.page = 'runs';
   document.title = 'Runs · gitjobs';
   main.innerHTML = `<h2>Runs</h2>${runs.length === 0 ? '<p>No runs yet. Push a project to <code>projects/</code> in the todo repository.</p>' : `
   <table><caption class="muted">Newest first</caption><thead><tr><th scope="col">Run</th><th scope="col">Project</th><th scope="col">Source commit</th><th scope="col">State</th><th scope="col">Progress</th><th scope="col">Duration</th></tr></thead><tbody>
@@ -30,9 +35,11 @@ async function runsPage() {
 }
 
 async function runPage(id) {
+  const seq = routeSeq;
   const res = await fetch(`/api/runs/${encodeURIComponent(id)}`);
-  if (!res.ok) { main.innerHTML = `<p>No run ${esc(id)}.</p>`; return; }
-  const view = await res.json();
+  const view = res.ok ? await res.json() : undefined;
+  if (seq !== routeSeq) return;
+  if (!view) { main.dataset.page = ''; main.innerHTML = `<p>No run ${esc(id)}.</p>`; return; }
   const r = view.run;
   document.title = `${r.id} · gitjobs`;
   const byTask = new Map();
@@ -125,6 +132,7 @@ function queuesPage() {
 }
 
 function route() {
+  routeSeq++;
   const hash = location.hash || '#/';
   logStream?.close();
   const m = /^#\/runs\/([A-Za-z0-9._-]+)$/.exec(hash);
