@@ -75,15 +75,13 @@ export class Collector {
   async start(): Promise<void> {
     this.consumer = await this.options.queue.consume('done', { prefetch: this.options.prefetch ?? 64 }, (content) => this.handle(content));
     this.control = await this.options.queue.onBroadcast((content) => {
-      let msg: { kind?: string; run?: string; task?: string; attempt?: number; leaseMs?: number };
+      let event: TaskEvent;
       try {
-        msg = JSON.parse(content.toString('utf8'));
+        event = decode(taskEvent, 'CONTROL', content);
       } catch {
-        return;
+        return; // cancels and abandons are for workers
       }
-      if (msg.kind !== 'heartbeat' || typeof msg.run !== 'string' || typeof msg.task !== 'string' || typeof msg.attempt !== 'number') return;
-      // Every collector holds every lease it hears of, so that the lease outlives the collector that saw the attempt start.
-      this.extendLease(`${msg.run}/${msg.task}/${msg.attempt}`, typeof msg.leaseMs === 'number' && msg.leaseMs > 0 ? { run: msg.run, task: msg.task, attempt: msg.attempt, leaseMs: msg.leaseMs } : undefined);
+      if (event.kind === 'heartbeat') this.heartbeat(event);
     });
     const every = Math.max(200, Math.min(5000, this.options.settings.heartbeatMs));
     this.reaper = setInterval(() => void this.reapLeases(), every);
@@ -106,12 +104,17 @@ export class Collector {
     return this.serial.run(fn);
   }
 
-  /** A heartbeat of a leased attempt, from DONE or the control exchange; one this collector did not know of starts a lease. */
-  private extendLease(key: string, unknown?: { run: string; task: string; attempt: number; leaseMs: number }): void {
+  /**
+   * A heartbeat, from DONE or the control exchange: its worker still has the attempt. A leased attempt's lease is
+   * extended; one this collector did not know of starts, so that every collector holds every lease it hears of and
+   * the lease outlives the collector that saw the attempt start.
+   */
+  private heartbeat(event: Extract<TaskEvent, { kind: 'heartbeat' }>): void {
+    const key = `${event.run}/${event.task}/${event.attempt}`;
     this.unclaimed.delete(key);
     const lease = this.leases.get(key);
     if (lease) lease.expires = Date.now() + lease.leaseMs;
-    else if (unknown && !this.finished.has(key)) this.leases.set(key, { ...unknown, expires: Date.now() + unknown.leaseMs });
+    else if (event.leaseMs && !this.finished.has(key)) this.leases.set(key, { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs, expires: Date.now() + event.leaseMs });
   }
 
   /** Runs a step again from a fresh read of tracking whenever another collector wrote first. */
@@ -140,7 +143,7 @@ export class Collector {
     const key = `${event.run}/${event.task}/${event.attempt}`;
     this.unclaimed.delete(key);
     if (event.kind === 'heartbeat') {
-      this.extendLease(key, event.leaseMs ? { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs } : undefined);
+      this.heartbeat(event);
       return;
     }
     if (event.kind === 'started' && event.leaseMs) this.leases.set(key, { run: event.run, task: event.task, attempt: event.attempt, leaseMs: event.leaseMs, expires: Date.now() + event.leaseMs });
