@@ -52,6 +52,7 @@ async function runPage(id) {
     <label>API token <input id="rtoken" type="password" autocomplete="off" value="${esc(sessionStorage.getItem('gitjobs-token') ?? '')}"></label>
     <button type="button" data-act="cancel">Cancel run</button>
     <button type="button" data-act="rerun">Re-run</button>
+    <button type="button" data-act="rerun-failed">Re-run failed</button>
     <span id="actresult" role="status" aria-live="polite"></span>
   </form>
   <section aria-label="Task output" id="output"></section>`;
@@ -61,10 +62,11 @@ async function runPage(id) {
   const finished = Boolean(r.doneCommit) || r.state === 'rejected';
   main.querySelector('button[data-act="cancel"]').hidden = finished;
   main.querySelector('button[data-act="rerun"]').hidden = !finished;
+  main.querySelector('button[data-act="rerun-failed"]').hidden = !finished || r.state === 'succeeded' || r.state === 'rejected';
   document.getElementById('runinfo').innerHTML = `<h2>Run ${esc(r.id)} ${state(r.state)}</h2>
   <p>Project <strong>${esc(r.project)}</strong> from <code>${esc(r.file)}</code> at <code>${esc(r.todoCommit.slice(0, 7))}</code>, config <code>${esc((r.configCommit ?? '').slice(0, 7))}</code>; ${view.progress.done}/${view.progress.total} tasks done${r.rerunOf ? `; re-run of <a href="#/runs/${esc(r.rerunOf)}">${esc(r.rerunOf)}</a>` : ''}${r.error ? `; <span class="state-failed">${esc(r.error)}</span>` : ''}.</p>
   <table><caption class="muted">Tasks</caption><thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Exit</th><th scope="col">Duration</th><th scope="col">Image</th><th scope="col">Worker</th><th scope="col">Transitions</th><th scope="col">Output</th></tr></thead><tbody>
-  ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
+  ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}${t.reusedFrom ? ` <span class="muted">reused from <a href="#/runs/${esc(t.reusedFrom.run)}">${esc(t.reusedFrom.run)}</a></span>` : ''}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
   </tbody></table>`;
   main.querySelectorAll('button[data-log]').forEach((b) => b.addEventListener('click', () => showLog(r.id, b.dataset.log)));
 }
@@ -74,10 +76,10 @@ async function act(run, action) {
   sessionStorage.setItem('gitjobs-token', token);
   const out = document.getElementById('actresult');
   out.textContent = action === 'cancel' ? 'cancelling…' : 're-running…';
-  const res = await fetch(`/api/runs/${encodeURIComponent(run)}/${action}`, {
+  const res = await fetch(`/api/runs/${encodeURIComponent(run)}/${action === 'cancel' ? 'cancel' : 'rerun'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: action === 'cancel' ? JSON.stringify({ reason: 'cancelled from the dashboard' }) : '{}',
+    body: action === 'cancel' ? JSON.stringify({ reason: 'cancelled from the dashboard' }) : JSON.stringify(action === 'rerun-failed' ? { failed: true } : {}),
   });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) { out.textContent = `${action}: ${body.error ?? `HTTP ${res.status}`}`; return; }

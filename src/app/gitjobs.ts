@@ -1,55 +1,51 @@
 /**
- * The composition root: wires the adapters to the core for `gitjobs up`
- * (built-in Git host, HTTP server, dispatcher, collector, workers) and for
- * `gitjobs worker` (workers only).
+ * The composition root: wires the adapters to the flow stages for
+ * `gitjobs up` (built-in Git host, HTTP server, dispatcher, collector,
+ * workers) and for `gitjobs worker` (workers only). It decides nothing:
+ * every rule lives in the room it belongs to.
  */
 import os from 'node:os';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AmqpQueue } from '../adapters/amqp/queue.js';
 import { BuiltinForge } from '../adapters/builtin/forge.js';
-import { DockerExecutor } from '../adapters/docker/executor.js';
-import { LocalGitStore } from '../adapters/git/local-store.js';
-import { MirrorGitStore } from '../adapters/git/mirror-store.js';
-import { GiteaForge } from '../adapters/forges/gitea.js';
-import { GitHubForge } from '../adapters/forges/github.js';
-import type { GitStore, RunObserver } from '../core/ports.js';
+import type { LocalGitStore } from '../adapters/git/local-store.js';
+import type { MirrorGitStore } from '../adapters/git/mirror-store.js';
+import { combineObservers, type Executor, type Forge, type GitStore, type Queue } from '../core/ports.js';
 import type { PushEvent } from '../core/events.js';
-import { registerWebhooks } from '../server/webhooks.js';
-import { registerApi } from '../server/api.js';
-import { registerQueueRoutes } from '../server/queues.js';
-import { registerDashboard } from '../server/dashboard.js';
-import { LiveHub } from '../server/live.js';
+import { userQueueNamespace, type Settings } from '../core/settings.js';
+import type { RunResult } from '../core/tracking/complete-run.js';
 import { TrackingIndex } from '../core/tracking-index.js';
-import { Metrics } from './metrics.js';
-import { combineObservers } from '../core/ports.js';
-import { Poller } from './poller.js';
-import { StatusReporter } from './status-reporter.js';
-import { amqpPassword, MaskingGitStore, SecretMasker } from './secrets.js';
-import { ProcessExecutor, UNSANDBOXED_WARNING } from '../adapters/process/executor.js';
-import type { Executor } from '../core/ports.js';
-import type { Settings } from '../core/settings.js';
-import type { RunResult } from '../core/tracking.js';
 import { Collector } from '../collector/collector.js';
 import { Dispatcher, type DispatchOutcome } from '../dispatcher/dispatcher.js';
+import { Poller } from '../push/poller.js';
+import { registerWebhooks } from '../push/webhooks.js';
+import { registerApi } from '../server/api.js';
 import { buildServer } from '../server/app.js';
+import { registerDashboard } from '../server/dashboard.js';
+import { LiveLogs } from '../server/live-logs.js';
+import { EventHub } from '../server/live-events.js';
+import { registerQueueRoutes } from '../server/queues.js';
+import { Access, isLoopback } from '../server/access.js';
 import { ConfigSource } from '../worker/config-source.js';
+import { prebuildImages } from '../worker/prebuild.js';
 import { Worker } from '../worker/worker.js';
+import { createExecutor, type ExecutorKind } from './executors.js';
+import { startWorker } from './worker-only.js';
+import type { WorkerChildStart } from './worker-process.js';
+import { Gate } from './gate.js';
+import { Metrics } from './metrics.js';
+import { openRepositories, type RemoteForgeOptions } from './repositories.js';
+import { installationMasker, MaskingGitStore, type SecretMasker } from './secrets.js';
+import { StatusReporter } from './status-reporter.js';
+import { Teardown } from './teardown.js';
 
-export type ExecutorKind = 'docker' | 'process';
-
-/** Where the four repositories live when not on the built-in host. */
-export type RemoteForgeOptions =
-  | { kind: 'github'; owner: string; token: string; apiUrl?: string; gitBaseUrl?: string }
-  | { kind: 'gitea'; owner: string; token: string; url: string; gitBaseUrl?: string };
-
-export function createRemoteForge(options: RemoteForgeOptions): GitHubForge | GiteaForge {
-  if (options.kind === 'github') {
-    return new GitHubForge({ token: options.token, owner: options.owner, ...(options.apiUrl ? { apiUrl: options.apiUrl } : {}), ...(options.gitBaseUrl ? { gitBaseUrl: options.gitBaseUrl } : {}) });
-  }
-  return new GiteaForge({ token: options.token, owner: options.owner, url: options.url, ...(options.gitBaseUrl ? { gitBaseUrl: options.gitBaseUrl } : {}) });
-}
+export { createExecutor, type ExecutorKind } from './executors.js';
+export { workerOnly, type WorkerProcessOptions } from './worker-only.js';
+export { createRemoteForge, type RemoteForgeOptions } from './repositories.js';
 
 export interface UpOptions {
   home: string;
@@ -76,12 +72,14 @@ export interface UpOptions {
   graceMs?: number;
   /** Masks secrets in what is committed; made from the secrets above when not given. */
   masker?: SecretMasker;
+  /** Runs the workers in a process of their own (`gitjobs up` does), so that spawning never holds up commits. */
+  workerProcess?: { logLevel: string };
 }
 
 export interface Running {
   url: string;
   app: FastifyInstance;
-  store: GitStore & { log(repo: string, depth?: number): Promise<{ oid: string; message: string }[]> };
+  store: LocalGitStore | MirrorGitStore;
   /** Serves the repositories (or, with a remote forge, read-only mirrors of them) over smart HTTP. */
   forge: BuiltinForge;
   poller?: Poller;
@@ -92,208 +90,161 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export function createExecutor(kind: ExecutorKind, settings: Settings, logger: Logger): Executor {
-  if (kind === 'process') {
-    logger.warn({}, UNSANDBOXED_WARNING);
-    return new ProcessExecutor();
-  }
-  return new DockerExecutor({ baseImage: settings.baseImage });
-}
-
 export async function up(options: UpOptions): Promise<Running> {
   const { settings, logger } = options;
+  const { tracking, done, todo, config } = settings.repos;
   const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger });
-  const cleanup: (() => Promise<unknown>)[] = [() => queue.close()];
-  const stopAll = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch((err) => logger.error({ err: String(err) }, 'error while stopping'));
-  };
+  const teardown = new Teardown(logger);
+  teardown.add(() => queue.close());
   try {
-    const executor = options.workers > 0 ? createExecutor(options.executor, settings, logger) : undefined;
+    const executor = options.workers > 0 ? await createExecutor(options.executor, settings, logger, path.join(options.home, 'builds')) : undefined;
     await executor?.check();
-
-    let store: LocalGitStore | MirrorGitStore;
-    let local: LocalGitStore;
-    let remote: GitHubForge | GiteaForge | undefined;
-    let baseline: Record<string, string | undefined> = {};
-    if (options.forge) {
-      remote = createRemoteForge(options.forge);
-      const mirrors = new MirrorGitStore({
-        root: path.join(options.home, 'mirrors'),
-        branch: settings.branch,
-        urls: Object.fromEntries(Object.values(settings.repos).map((name) => [name, remote!.cloneUrl(name)])),
-        auth: remote.gitAuth,
-        log: logger,
-      });
-      // What the mirrors held before this start: pushes made while gitjobs was down are found by the first poll.
-      for (const name of [settings.repos.todo, settings.repos.config]) baseline[name] = await mirrors.local.head(name);
-      await mirrors.init();
-      cleanup.push(() => mirrors.close());
-      store = mirrors;
-      local = mirrors.local;
-    } else {
-      store = local = new LocalGitStore(path.join(options.home, 'repos'), settings.branch, logger);
+    const repos = await openRepositories({ home: options.home, settings, logger, ...(options.forge ? { forge: options.forge } : {}) });
+    teardown.add(() => (repos.mirrors ?? repos.local).close());
+    // One rule for pushes and API changes: the token when one is set, else loopback clients only.
+    // With a remote forge the built-in host mirrors its (perhaps private) repositories: every request follows it.
+    const access = new Access({ token: options.apiToken, names: [options.host, options.publicUrl] });
+    if (!options.apiToken && !isLoopbackHost(options.host)) {
+      logger.warn(
+        { host: options.host },
+        `listening on ${options.host} without GITJOBS_API_TOKEN: other hosts can read runs but cannot push or change anything; set GITJOBS_API_TOKEN to let them`,
+      );
     }
-    // With an API token, pushing to the built-in host needs it as password.
-    const forge = new BuiltinForge(local, settings.repos, { pushable: remote ? 'none' : 'todo+config', ...(options.apiToken ? { token: options.apiToken, tokenFor: 'push' as const } : {}) });
-    const masker = options.masker ?? new SecretMasker([options.webhookSecret, options.apiToken, options.forge?.token, amqpPassword(options.amqpUrl)]);
+    const host = new BuiltinForge(repos.local, settings.repos, { pushable: repos.remote ? 'none' : 'todo+config', access, guard: repos.remote ? 'all' : 'push' });
+    const forge: Forge = repos.remote ?? host;
+    const masker = options.masker ?? installationMasker({ webhookSecret: options.webhookSecret, apiToken: options.apiToken, forgeToken: options.forge?.token, amqpUrl: options.amqpUrl });
     // Everything that writes tracking and done goes through the masking store.
-    const masked: GitStore = new MaskingGitStore(store, masker, new Set([settings.repos.tracking, settings.repos.done]));
-    if (!remote) {
-      const created = await forge.ensureRepos();
+    const store: GitStore = new MaskingGitStore(repos.store, masker, new Set([tracking, done]));
+    if (!repos.remote) {
+      const created = await host.ensureRepos();
       if (created.length) logger.info({ created }, 'repositories created from repos-template');
     }
 
-    const live = new LiveHub();
-    const index = new TrackingIndex(masked, settings.repos.tracking);
+    const live = new LiveLogs(masker);
+    const events = new EventHub();
+    const index = new TrackingIndex(store, tracking);
     const metrics = new Metrics({ index, queueStats: (q) => queue.stats(q) });
-    const outputFeed = await queue.onBroadcast((content) => live.output(content), 'output');
-    cleanup.push(() => outputFeed.cancel());
-    let dispatcher: Dispatcher | undefined;
-    let collector: Collector | undefined;
-    // The server listens before the collector has recovered and the dispatcher exists (their URLs need its port):
-    // a webhook, a cancel or a re-run arriving meanwhile waits for them instead of failing.
-    let markReady!: () => void;
-    const ready = new Promise<void>((resolve) => (markReady = resolve));
-    const cancel = async (runId: string, reason: string) => {
-      await ready;
-      return collector!.cancel(runId, reason);
-    };
-    let prebuild: ((commit: string) => Promise<void>) | undefined;
-    const onPush = (event: PushEvent) => {
-      ready.then(() => dispatcher!.handlePush(event)).then(
-        (outcomes) => {
-          options.onDispatched?.(outcomes);
-          if (event.repo === settings.repos.config && event.ref === `refs/heads/${settings.branch}`) void prebuild?.(event.after);
-        },
-        (err: Error) => logger.error({ err: err.message, repo: event.repo, after: event.after, source: event.source }, 'dispatch failed'),
-      );
-    };
+    const outputFeed = await queue.subscribe('output', (message) => live.output(message));
+    teardown.add(() => outputFeed.cancel());
+    const stages = new Gate<{ dispatcher: Dispatcher; collector: Collector }>();
+    const onPush = (event: PushEvent) =>
+      stages.ready
+        .then(({ dispatcher }) => dispatcher.handlePush(event))
+        .then(
+          (outcomes) => options.onDispatched?.(outcomes),
+          (err: Error) => logger.error({ err: err.message, repo: event.repo, after: event.after, source: event.source }, 'dispatch failed'),
+        );
+    const cancel = async (runId: string, reason: string) => (await stages.ready).collector.cancel(runId, reason);
     const app = await buildServer({
       logger,
       plugins: [
-        (a) => forge.register(a),
-        (a) =>
-          registerWebhooks(a, {
-            secret: options.webhookSecret,
-            branch: settings.branch,
-            repos: [settings.repos.todo, settings.repos.config],
-            onPush,
-            onOutcome: (source, outcome) => metrics.webhooks.inc({ source, outcome }),
-          }),
-        (a) => live.register(a, masked, settings.repos.tracking),
+        (a) => host.register(a),
+        (a) => registerWebhooks(a, { secret: options.webhookSecret, filter: settings, onPush, onOutcome: (source, outcome) => metrics.webhooks.inc({ source, outcome }) }),
+        (a) => live.register(a, store, tracking),
+        (a) => events.register(a),
         (a) => registerDashboard(a),
-        (a) =>
-          a.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())),
+        (a) => metrics.register(a),
         (a) =>
           registerApi(a, {
-            store: masked,
-            trackingRepo: settings.repos.tracking,
+            store,
+            trackingRepo: tracking,
+            doneRepo: done,
             index,
             cancel,
-            rerun: async (runId) => {
-              await ready;
-              return dispatcher!.rerun(runId);
-            },
-            apiToken: options.apiToken,
-            // On a forge, its own commit page; here, the built-in host's plain text.
-            commitUrl: (sha) => (remote ? `${remote.cloneUrl(settings.repos.tracking).replace(/\.git$/, '')}/commit/${sha}` : `/git/${settings.repos.tracking}.git/commit/${sha}`),
+            rerun: async (runId, options) => (await stages.ready).dispatcher.rerun(runId, options),
+            access,
+            commitUrl: (sha) => forge.commitUrl(tracking, sha),
           }),
-        (a) => registerQueueRoutes(a, { service: queue.service, reserved: Object.values(settings.queues), apiToken: options.apiToken }),
+        (a) => registerQueueRoutes(a, { service: queue.service, namespace: userQueueNamespace(settings.queues), access }),
       ],
     });
     await app.listen({ host: options.host, port: options.port });
-    cleanup.push(() => app.close());
+    teardown.add(() => app.close());
     // Open event streams would hold the server's close: end them first.
-    cleanup.push(async () => live.close());
+    teardown.add(async () => {
+      live.close();
+      events.close();
+    });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`;
-    forge.setBaseUrl(options.publicUrl ?? url);
-    const configUrl = forge.cloneUrl(settings.repos.config);
+    host.setBaseUrl(options.publicUrl ?? url);
+    const configUrl = host.cloneUrl(config);
 
-    const statuses = remote ? new StatusReporter(remote, settings.repos.todo, options.publicUrl ?? url, logger) : undefined;
-    const observer: RunObserver = combineObservers(statuses, live, metrics);
-    collector = new Collector({ store: masked, queue, settings, configUrl, log: logger, observer, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
+    const statuses = repos.remote ? new StatusReporter(repos.remote, todo, options.publicUrl ?? url, logger) : undefined;
+    const observer = combineObservers(statuses, live, events, metrics);
+    const collector = new Collector({ store, queue, settings, configUrl, log: logger, observer, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
     await collector.start();
-    cleanup.push(() => collector!.stop());
+    metrics.leasesHeld = () => collector.leasesHeld;
+    teardown.add(() => collector.stop());
     // Git is the system of record: whatever it says is unfinished goes back on the queues.
     await collector.recover();
+    // And again whenever TODO is found gone while running (deleted under us): what it held is sent again.
+    queue.onLost((lost) => {
+      if (lost !== 'todo') return;
+      logger.warn({ queue: settings.queues.todo }, 'the TODO queue was deleted while running; recovering its tasks from tracking');
+      void collector.recover().catch((err: Error) => logger.error({ err: err.message }, 'recovery after a lost queue failed'));
+    });
 
-    dispatcher = new Dispatcher({ store: masked, queue, settings, configUrl, log: logger, cancel, observer });
-    markReady();
-    forge.onPush(onPush);
+    const sources = new ConfigSource(path.join(options.home, 'cache'), settings.branch, options.apiToken);
+    const prebuild = executor && ((commit: string) => void prebuildImages({ executor, sources, store, configRepo: config, configUrl, log: logger }, commit));
+    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, observer, ...(prebuild ? { onConfig: prebuild } : {}) });
+    stages.openWith({ dispatcher, collector });
+    host.onPush(onPush);
 
     let poller: Poller | undefined;
-    if (options.pollMs && store instanceof MirrorGitStore) {
-      poller = new Poller({ store, repos: [settings.repos.todo, settings.repos.config], branch: settings.branch, intervalMs: options.pollMs, onPush, log: logger, baseline });
+    if (options.pollMs && repos.mirrors) {
+      poller = new Poller({ store: repos.mirrors, repos: [todo, config], branch: settings.branch, intervalMs: options.pollMs, onPush, log: logger, baseline: repos.baseline });
       poller.start();
-      cleanup.push(() => poller!.stop());
+      teardown.add(() => poller!.stop());
     }
-
-    if (executor) {
-      const config = new ConfigSource(path.join(options.home, 'cache'), settings.branch);
-      // A push to config builds its worker images here at once, so the next run does not wait for them.
-      prebuild = async (commit) => {
-        for (const name of await store.listDir(settings.repos.config, commit, 'workers')) {
-          try {
-            const image = await executor.prepare(await config.worker(configUrl, commit, name));
-            logger.info({ worker: name, commit, image }, 'worker image built for the new config commit');
-          } catch (err) {
-            logger.warn({ worker: name, commit, err: (err as Error).message }, 'worker image did not build; runs using it will fail until config is fixed');
-          }
-        }
-      };
-      const worker = new Worker({
-        queue,
-        executor,
-        config,
-        concurrency: options.workers,
-        outputCap: settings.outputCap,
-        log: logger,
-        lease: settings,
+    if (executor && options.workerProcess) {
+      const child = await startWorkerProcess({
+        type: 'start',
+        options: { workers: options.workers, executor: options.executor, amqpUrl: options.amqpUrl, settings, cacheDir: path.join(options.home, 'cache'), quiet: true, ...(options.apiToken ? { apiToken: options.apiToken } : {}), ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}) },
+        logLevel: options.workerProcess.logLevel,
+        secrets: masker.secrets,
       });
-      await worker.start();
-      cleanup.push(() => worker.stop(options.graceMs));
+      teardown.add(() => child.stop(options.graceMs));
+    } else if (executor) {
+      const worker = await startWorker({ queue, executor, sources, workers: options.workers, settings, logger });
+      teardown.add(() => worker.stop(options.graceMs));
     }
-    if (statuses) cleanup.push(() => statuses.idle());
-    return { url, app, store, forge, queue, dispatcher, metrics, stop: stopAll, ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
+    if (statuses) teardown.add(() => statuses.idle());
+    return { url, app, store: repos.store, forge: host, queue, dispatcher, metrics, stop: () => teardown.run(), ...(poller ? { poller } : {}), ...(statuses ? { statuses } : {}) };
   } catch (err) {
-    await stopAll();
+    await teardown.run();
     throw err;
   }
 }
 
-export interface WorkerProcessOptions {
-  workers: number;
-  executor: ExecutorKind;
-  amqpUrl: string;
-  settings: Settings;
-  logger: Logger;
-  cacheDir?: string;
-  /** How long running tasks may finish when stopping, before they are requeued (ms). */
-  graceMs?: number;
+/** Starts `up`'s workers in a child process (worker-process.ts); resolves once they take tasks. */
+function startWorkerProcess(start: WorkerChildStart): Promise<{ stop(graceMs?: number): Promise<void>; pid: number }> {
+  const child = fork(fileURLToPath(new URL('./worker-process.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const gone = () => reject(new Error('the worker process exited before it took tasks'));
+    child.once('exit', gone);
+    child.once('message', (m: { type: string; error?: string }) => {
+      if (m.type !== 'ready') {
+        child.kill('SIGKILL');
+        return reject(new Error(`the worker process could not start: ${m.error}`));
+      }
+      child.off('exit', gone);
+      resolve({
+        pid: child.pid!,
+        stop: async (graceMs) => {
+          if (child.exitCode === null && child.connected) child.send({ type: 'stop', graceMs });
+          await exited;
+        },
+      });
+    });
+    child.send(start);
+  });
 }
 
-/** Workers only: for other machines against the same RabbitMQ. */
-export async function workerOnly(options: WorkerProcessOptions): Promise<{ stop(): Promise<void> }> {
-  const { settings, logger } = options;
-  const executor = createExecutor(options.executor, settings, logger);
-  await executor.check();
-  const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger });
-  const worker = new Worker({
-    queue,
-    executor,
-    config: new ConfigSource(options.cacheDir ?? path.join(os.tmpdir(), 'gitjobs-worker-cache'), settings.branch),
-    concurrency: options.workers,
-    outputCap: settings.outputCap,
-    log: logger,
-    lease: settings,
-  });
-  await worker.start();
-  return {
-    stop: async () => {
-      await worker.stop(options.graceMs);
-      await queue.close();
-    },
-  };
+/** Whether `--host` is a loopback address (or a name only this machine resolves so). */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || isLoopback(h);
 }

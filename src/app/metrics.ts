@@ -4,15 +4,17 @@
  * and queue waits, transition commit latency, queue depths, workers, and
  * webhook deliveries by outcome.
  */
+import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RunObserver } from '../core/ports.js';
+import type { WorkQueue } from '../core/channels.js';
 import type { TrackingIndex } from '../core/tracking-index.js';
 import type { TaskRecord } from '../core/task.js';
 
 export interface MetricsOptions {
   /** Runs as tracking records them, read incrementally. */
   index: TrackingIndex;
-  queueStats: (queue: 'todo' | 'done' | 'dead') => Promise<{ messages: number; consumers: number }>;
+  queueStats: (queue: WorkQueue) => Promise<{ messages: number; consumers: number }>;
 }
 
 export class Metrics implements RunObserver {
@@ -23,9 +25,11 @@ export class Metrics implements RunObserver {
   private readonly transitions = new Counter({ name: 'gitjobs_transitions_total', help: 'Task transitions committed', labelNames: ['to'], registers: [this.registry] });
   private readonly finished = new Counter({ name: 'gitjobs_runs_finished_total', help: 'Runs finished', labelNames: ['state'], registers: [this.registry] });
   readonly webhooks = new Counter({ name: 'gitjobs_webhook_deliveries_total', help: 'Webhook deliveries by outcome', labelNames: ['source', 'outcome'], registers: [this.registry] });
+  /** How many attempts the collector holds by heartbeats (set once the collector exists). */
+  leasesHeld: (() => number) | undefined;
 
   constructor(options: MetricsOptions) {
-    // One read of tracking serves both gauges at each scrape.
+    // One read of tracking serves both gauges of a scrape (prom-client collects them together); the next scrape reads again.
     let snapshot: Promise<{ runs: Map<string, number>; tasks: Map<string, number> }> | undefined;
     const read = () =>
       (snapshot ??= (async () => {
@@ -36,7 +40,7 @@ export class Metrics implements RunObserver {
           for (const [state, n] of Object.entries(run.taskStates)) t.set(state, (t.get(state) ?? 0) + n);
         }
         return { runs: r, tasks: t };
-      })().finally(() => setTimeout(() => (snapshot = undefined), 500)));
+      })().finally(() => (snapshot = undefined)));
     for (const what of ['runs', 'tasks'] as const) {
       new Gauge({
         name: `gitjobs_${what}`,
@@ -58,6 +62,15 @@ export class Metrics implements RunObserver {
         for (const q of ['todo', 'done', 'dead'] as const) this.set({ queue: q }, (await options.queueStats(q).catch(() => ({ messages: NaN }))).messages);
       },
     });
+    const leases = () => this.leasesHeld?.();
+    new Gauge({
+      name: 'gitjobs_leases_held',
+      help: 'Running attempts held by heartbeats (acked at start) that this collector watches',
+      registers: [this.registry],
+      collect() {
+        this.set(leases() ?? 0);
+      },
+    });
     new Gauge({
       name: 'gitjobs_workers',
       help: 'Worker consumers on the TODO queue',
@@ -66,6 +79,11 @@ export class Metrics implements RunObserver {
         this.set((await options.queueStats('todo').catch(() => ({ consumers: NaN }))).consumers);
       },
     });
+  }
+
+  /** `GET /metrics`, in Prometheus' text format. */
+  register(app: FastifyInstance): void {
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(this.registry.contentType).send(await this.registry.metrics()));
   }
 
   taskChanged(change: { task: TaskRecord }): void {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ChangedFile, CommitOptions, GitStore, TreeEntry } from '../core/ports.js';
+import type { Basis, ChangedFile, CommitOptions, GitStore, Staged, TreeEntry } from '../core/ports.js';
 
 /** The webhook secret kept in the home folder (mode 600): made on first use, read afterwards. */
 export function ensureWebhookSecret(home: string): { secret: string; file: string; created: boolean } {
@@ -22,37 +22,22 @@ export function ensureWebhookSecret(home: string): { secret: string; file: strin
   return { secret, file, created: true };
 }
 
-/** The password of an AMQP URL, if any. */
-export function amqpPassword(url: string): string | undefined {
-  const m = /\/\/[^:/@]+:([^@]*)@/.exec(url);
-  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+export { urlPassword as amqpPassword } from '../core/url-credentials.js';
+
+export { MASK, SecretMasker, MaskedStream } from '../core/masking.js';
+import { SecretMasker } from '../core/masking.js';
+import { urlPassword } from '../core/url-credentials.js';
+
+/** What an installation keeps secret, in one list: masked in its logs, its commits and its live output. */
+export interface InstallationSecrets {
+  webhookSecret?: string | undefined;
+  apiToken?: string | undefined;
+  forgeToken?: string | undefined;
+  amqpUrl?: string | undefined;
 }
 
-export const MASK = '***';
-
-export class SecretMasker {
-  private readonly secrets: string[];
-
-  constructor(secrets: (string | undefined)[]) {
-    // Longest first, so that a secret containing another is masked whole; short strings are not secrets.
-    this.secrets = [...new Set(secrets.filter((s): s is string => typeof s === 'string' && s.length >= 8))].sort((a, b) => b.length - a.length);
-  }
-
-  get empty(): boolean {
-    return this.secrets.length === 0;
-  }
-
-  mask(text: string): string {
-    let out = text;
-    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join(MASK);
-    return out;
-  }
-
-  maskBytes(bytes: Uint8Array): Uint8Array {
-    const buf = Buffer.from(bytes);
-    if (!this.secrets.some((s) => buf.includes(s))) return bytes;
-    return Buffer.from(this.mask(buf.toString('utf8')), 'utf8');
-  }
+export function installationMasker(secrets: InstallationSecrets): SecretMasker {
+  return new SecretMasker([secrets.webhookSecret, secrets.apiToken, secrets.forgeToken, secrets.amqpUrl === undefined ? undefined : urlPassword(secrets.amqpUrl)]);
 }
 
 /** A GitStore whose commits to the given repositories are masked. */
@@ -63,23 +48,35 @@ export class MaskingGitStore implements GitStore {
     private readonly repos: ReadonlySet<string>,
   ) {}
 
-  commit(repo: string, options: CommitOptions): Promise<string> {
-    if (!this.repos.has(repo) || this.masker.empty) return this.inner.commit(repo, options);
-    return this.inner.commit(repo, {
+  private masked(repo: string, options: CommitOptions): CommitOptions {
+    if (!this.repos.has(repo) || this.masker.empty) return options;
+    return {
       ...options,
       message: this.masker.mask(options.message),
       changes: options.changes.map((c) => ({
         path: c.path,
         content: c.content === null ? null : typeof c.content === 'string' ? this.masker.mask(c.content) : this.masker.maskBytes(c.content),
       })),
-    });
+    };
   }
 
+  commit(repo: string, options: CommitOptions): Promise<string> {
+    return this.inner.commit(repo, this.masked(repo, options));
+  }
+  stage(repo: string, options: CommitOptions): Promise<Staged> {
+    return this.inner.stage(repo, this.masked(repo, options));
+  }
   head(repo: string): Promise<string | undefined> {
     return this.inner.head(repo);
   }
-  readFile(repo: string, commit: string, path: string): Promise<string | undefined> {
-    return this.inner.readFile(repo, commit, path);
+  basis(repo: string): Promise<Basis> {
+    return this.inner.basis(repo);
+  }
+  readFile(repo: string, commit: string, path: string, options?: { maxBytes?: number }): Promise<string | undefined> {
+    return this.inner.readFile(repo, commit, path, options);
+  }
+  fileSize(repo: string, commit: string, path: string): Promise<number | undefined> {
+    return this.inner.fileSize(repo, commit, path);
   }
   listDir(repo: string, commit: string, path: string): Promise<string[]> {
     return this.inner.listDir(repo, commit, path);

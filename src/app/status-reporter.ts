@@ -26,8 +26,8 @@ export class StatusReporter implements RunObserver {
       .catch((err: Error) => this.log.warn({ run: runId, err: err.message }, 'could not set the commit status'));
   }
 
-  runQueued(run: { id: string; todoCommit: string; tasks: string[] }): void {
-    this.post(run.id, run.todoCommit, 'pending', `0/${run.tasks.length} tasks done`);
+  runQueued(run: { id: string; todoCommit: string; taskCount: number }): void {
+    this.post(run.id, run.todoCommit, 'pending', `0/${run.taskCount} tasks done`);
   }
 
   runProgress(run: { id: string; todoCommit: string }, p: { done: number; failed: number; total: number }): void {

@@ -1,142 +1,112 @@
 /**
- * `npm run bench`: measures, in one run,
- *  1. transitions committed per second to a tracking repository, each its own commit;
- *  2. the wall time per trivial container task: plain `docker run` loop, the
- *     Docker executor alone, and the whole pipeline (push -> result), at the
- *     same concurrency;
- * and prints them as a table with the targets beside them.
+ * `npm run bench`: measures, in one run on this machine, each figure beside
+ * its floor (what the machine itself does without gitjobs) and its target.
  *
- *   node dist/bench/main.js [--transitions 1000] [--tasks 40] [--concurrency 2] [--skip-docker]
+ *   node dist/bench/main.js [--tasks 10000] [--small 1000] [--concurrency 8]
+ *                           [--container-tasks 100] [--container-concurrency 2]
+ *                           [--skip-docker] [--skip-pipeline] [--skip-store]
  */
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { pino } from 'pino';
-import { DEFAULT_AMQP_URL } from '../adapters/amqp/queue.js';
-import { DockerExecutor } from '../adapters/docker/executor.js';
-import { LocalGitStore } from '../adapters/git/local-store.js';
-import { up } from '../app/gitjobs.js';
-import { submit, waitForRun } from '../client/submit.js';
-import type { TaskEvent } from '../core/messages.js';
-import { parseProject } from '../core/project.js';
-import { DEFAULT_SETTINGS, prefixedQueues } from '../core/settings.js';
-import { applyEvent, queuedRun } from '../core/tracking.js';
+import { containerTimes } from './containers.js';
+import { processPipeline, spawnLoop } from './pipeline.js';
+import { fastImportRate, storeRate, transitionCommits } from './store-rate.js';
 
-const run = promisify(execFile);
-
-async function transitionsPerSecond(count: number): Promise<{ commits: number; seconds: number }> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-bench-git-'));
-  try {
-    const store = new LocalGitStore(root);
-    await store.create('tracking');
-    const tasks = Math.ceil(count / 2);
-    const project = parseProject('projects/bench.json', JSON.stringify({ tasks: Array.from({ length: tasks }, (_, i) => ({ id: `t${i}`, run: 'true' })) }));
-    const q = queuedRun({ runId: 'bench-0000000', file: 'projects/bench.json', project, todoCommit: 'a'.repeat(40), configCommit: 'c'.repeat(40), now: new Date().toISOString() });
-    await store.commit('tracking', q);
-    const at = new Date().toISOString();
-    const base = { v: 1 as const, run: q.run.id, attempt: 1, host: 'bench', image: 'sha256:bench', at };
-    const started = Date.now();
-    let commits = 0;
-    for (const task of q.tasks) {
-      let current = task;
-      const events: TaskEvent[] = [
-        { ...base, task: task.id, kind: 'started' },
-        { ...base, task: task.id, kind: 'finished', exitCode: 0, durationMs: 250, timedOut: false, stdout: 'ok\n', output: 'ok\n', truncated: false },
-      ];
-      for (const event of events) {
-        for (const step of applyEvent(q.run, current, event)) {
-          if (step.kind !== 'applied') continue;
-          await store.commit('tracking', step);
-          current = step.task;
-          commits++;
-        }
-      }
-      if (commits >= count) break;
-    }
-    return { commits, seconds: (Date.now() - started) / 1000 };
-  } finally {
-    fs.rmSync(root, { recursive: true, force: true });
-  }
+/**
+ * Each measure runs in a fresh process of its own: a measure must not pay for
+ * the memory another one left behind (a fork, for one, costs more the larger
+ * the process that makes it).
+ */
+async function isolated<T>(part: string, args: string[]): Promise<T> {
+  const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(import.meta.url), '--part', part, ...args], { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
-/** Runs `count` jobs with `concurrency` lanes; returns wall seconds. */
-async function lanes(count: number, concurrency: number, job: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) await job(next++);
-    }),
-  );
-  return (Date.now() - started) / 1000;
-}
+const PARTS: Record<string, (v: Record<string, string>) => Promise<unknown>> = {
+  store: async (v) => {
+    const commits = transitionCommits(Number(v.tasks));
+    return { ours: await storeRate(commits), fi: await fastImportRate(commits), n: commits.transitions.length };
+  },
+  floor: (v) => spawnLoop(Number(v.tasks), Number(v.concurrency)),
+  pipeline: (v) => processPipeline([Number(v.small), Number(v.tasks)], Number(v.concurrency)),
+  containers: (v) => containerTimes(Number(v['container-tasks']), Number(v['container-concurrency'])),
+};
 
-async function containerTimes(tasks: number, concurrency: number) {
-  const image = DEFAULT_SETTINGS.baseImage;
-  const executor = new DockerExecutor({ baseImage: image });
-  await executor.check();
-  // Warm up both paths once.
-  await run('docker', ['run', '--rm', '--network', 'none', image, 'true']);
-  const plain = await lanes(tasks, concurrency, async () => {
-    await run('docker', ['run', '--rm', '--network', 'none', image, 'true']);
-  });
-  const request = { image, argv: ['true'], timeoutMs: 60_000, limits: DEFAULT_SETTINGS.limits, labels: { 'io.gitjobs.run': 'bench' }, env: {}, outputCap: DEFAULT_SETTINGS.outputCap };
-  await executor.run(request);
-  const direct = await lanes(tasks, concurrency, async () => {
-    const r = await executor.run(request);
-    if (r.exitCode !== 0) throw new Error(`bench task failed: ${r.output}`);
-  });
+type Row = [measure: string, value: string, target: string, ok?: boolean];
 
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-bench-home-'));
-  const settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`gitjobs-bench-${process.pid}`) };
-  const running = await up({ home, host: '127.0.0.1', port: 0, workers: concurrency, executor: 'docker', amqpUrl: process.env.GITJOBS_AMQP_URL ?? DEFAULT_AMQP_URL, settings, logger: pino({ level: 'warn' }) });
-  try {
-    const file = path.join(home, 'bench.json');
-    // Warm-up run: builds the worker image, so the timed run measures tasks only.
-    fs.writeFileSync(file, JSON.stringify({ tasks: [{ id: 'warm', run: ['true'] }] }));
-    let sent = await submit({ file, url: running.url, repos: settings.repos, branch: settings.branch, as: 'warmup.json' });
-    await waitForRun({ url: running.url, repos: settings.repos, branch: settings.branch, run: sent.run, intervalMs: 50 });
-    fs.writeFileSync(file, JSON.stringify({ tasks: Array.from({ length: tasks }, (_, i) => ({ id: `t${i}`, run: ['true'] })) }));
-    const started = Date.now();
-    sent = await submit({ file, url: running.url, repos: settings.repos, branch: settings.branch });
-    const { view } = await waitForRun({ url: running.url, repos: settings.repos, branch: settings.branch, run: sent.run, intervalMs: 50 });
-    if (view.run.state !== 'succeeded') throw new Error(`bench run ${view.run.state}`);
-    const pipeline = (Date.now() - started) / 1000;
-    return { plain, direct, pipeline };
-  } finally {
-    await running.queue.deleteQueues().catch(() => undefined);
-    await running.stop();
-    fs.rmSync(home, { recursive: true, force: true });
-  }
-}
+const MB = 1024 * 1024;
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main() {
   const { values } = parseArgs({
-    options: { transitions: { type: 'string', default: '1000' }, tasks: { type: 'string', default: '40' }, concurrency: { type: 'string', default: '2' }, 'skip-docker': { type: 'boolean' } },
+    options: {
+      tasks: { type: 'string', default: '10000' },
+      small: { type: 'string', default: '1000' },
+      concurrency: { type: 'string', default: '8' },
+      'container-tasks': { type: 'string', default: '100' },
+      'container-concurrency': { type: 'string', default: '2' },
+      'skip-docker': { type: 'boolean' },
+      'skip-pipeline': { type: 'boolean' },
+      'skip-store': { type: 'boolean' },
+      part: { type: 'string' },
+    },
   });
-  const transitions = Number(values.transitions);
-  const tasks = Number(values.tasks);
+  if (values.part) {
+    process.stdout.write(JSON.stringify(await PARTS[values.part]!(values as unknown as Record<string, string>)) + '\n');
+    return;
+  }
+  const pass = ['--tasks', values.tasks!, '--small', values.small!, '--concurrency', values.concurrency!, '--container-tasks', values['container-tasks']!, '--container-concurrency', values['container-concurrency']!];
+  const big = Number(values.tasks);
+  const small = Number(values.small);
   const concurrency = Number(values.concurrency);
-  const rows: [string, string, string][] = [];
+  const rows: Row[] = [];
+  const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-  const t = await transitionsPerSecond(transitions);
-  const rate = t.commits / t.seconds;
-  rows.push([`transition commits/s (${t.commits} commits, loose objects written at once)`, rate.toFixed(0), '1000']);
-
-  if (!values['skip-docker']) {
-    const c = await containerTimes(tasks, concurrency);
-    const per = (s: number) => (s / tasks) * 1000;
-    rows.push([`plain \`docker run --rm --network none\`, ms/task (${tasks} tasks, ${concurrency} at a time)`, per(c.plain).toFixed(0), '']);
-    rows.push(['Docker executor alone, ms/task', per(c.direct).toFixed(0), '']);
-    rows.push(['  overhead vs plain docker run', `${(((c.direct - c.plain) / c.plain) * 100).toFixed(1)} %`, '< 15 %']);
-    rows.push(['whole pipeline (push -> result committed), ms/task', per(c.pipeline).toFixed(0), '']);
-    rows.push(['  overhead vs plain docker run', `${(((c.pipeline - c.plain) / c.plain) * 100).toFixed(1)} %`, '< 15 %']);
+  if (!values['skip-store']) {
+    say(`store: ${big} tasks' transitions, then git fast-import of the same commits`);
+    const { ours, fi, n } = await isolated<{ ours: Awaited<ReturnType<typeof storeRate>>; fi: Awaited<ReturnType<typeof fastImportRate>>; n: number }>('store', pass);
+    const rate = n / ours.seconds;
+    const fiRate = (n + 1) / fi.seconds;
+    rows.push([`store: transition commits/s (${fmt(n)} commits, each its own)`, fmt(rate), '≥ 3,000', rate >= 3000]);
+    rows.push(['  git fast-import, same commits, commits/s', fmt(fiRate), '']);
+    rows.push(['  store / fast-import', `${fmt((rate / fiRate) * 100)} %`, '≥ 40 %', rate / fiRate >= 0.4]);
+    rows.push(['  new bytes on disk per transition commit', fmt(ours.bytesPerCommit), '≤ 8,192', ours.bytesPerCommit <= 8192]);
   }
 
-  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(6, ...rows.map((r) => r[1].length)), 8];
-  const line = (r: [string, string, string]) => `${r[0].padEnd(w[0]!)}  ${r[1].padStart(w[1]!)}  ${r[2].padStart(w[2]!)}`;
+  if (!values['skip-pipeline']) {
+    say(`plain loop: ${big} x \`true\`, ${concurrency} at a time`);
+    const floor = await isolated<number>('floor', pass);
+    say(`pipeline: gitjobs up --executor process --workers ${concurrency}, runs of ${small} and ${big} tasks`);
+    const p = await isolated<Awaited<ReturnType<typeof processPipeline>>>('pipeline', pass);
+    const perSmall = (p.seconds[small]! / small) * 1000;
+    const perBig = (p.seconds[big]! / big) * 1000;
+    rows.push([`plain spawn loop, ${fmt(big)} x true, ${concurrency} at a time, s`, fmt(floor, 1), '']);
+    rows.push([`pipeline, ${fmt(big)} tasks, push -> result committed, s`, fmt(p.seconds[big]!, 1), '< 30', p.seconds[big]! < 30]);
+    rows.push(['  pipeline / plain loop', `${fmt(p.seconds[big]! / floor, 2)}x`, '≤ 2.5x', p.seconds[big]! / floor <= 2.5]);
+    rows.push([`  transition commits of that run (each its own)`, fmt(p.transitions), `≥ ${fmt(2 * big)}`, p.transitions >= 2 * big]);
+    rows.push([`pipeline, ms per task at ${fmt(small)} tasks`, fmt(perSmall, 2), '']);
+    rows.push([`pipeline, ms per task at ${fmt(big)} tasks`, fmt(perBig, 2), `≤ ${fmt(perSmall * 1.25, 2)} (+25 %)`, perBig <= perSmall * 1.25]);
+    rows.push(['tracking repository on disk after both runs, MB', fmt(p.trackingBytes / MB, 1), '< 50', p.trackingBytes < 50 * MB]);
+    rows.push([`gitjobs status RUN of the ${fmt(big)}-task run, s`, fmt(p.statusSeconds, 2), '< 1', p.statusSeconds < 1]);
+    rows.push(['peak RSS of gitjobs up, MB', fmt(p.peakRss / MB), '< 400', p.peakRss < 400 * MB]);
+  }
+
+  if (!values['skip-docker']) {
+    const tasks = Number(values['container-tasks']);
+    const lanes = Number(values['container-concurrency']);
+    say(`containers: ${tasks} trivial tasks, ${lanes} at a time: docker run, the executor alone, the pipeline`);
+    const c = await isolated<Awaited<ReturnType<typeof containerTimes>>>('containers', pass);
+    const per = (s: number) => (s / tasks) * 1000;
+    rows.push([`plain \`docker run --rm --network none\`, ms/task (${tasks} tasks, ${lanes} at a time)`, fmt(per(c.plain)), '']);
+    rows.push(['Docker executor alone, ms/task', fmt(per(c.direct)), '']);
+    rows.push(['whole pipeline (push -> result committed), ms/task', fmt(per(c.pipeline)), '']);
+    rows.push(['  pipeline / executor alone', `${fmt(c.pipeline / c.direct, 2)}x`, '≤ 1.25x', c.pipeline / c.direct <= 1.25]);
+  }
+
+  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(6, ...rows.map((r) => r[1].length)), Math.max(8, ...rows.map((r) => r[2].length))];
+  const line = (r: Row) => `${r[0].padEnd(w[0]!)}  ${r[1].padStart(w[1]!)}  ${r[2].padStart(w[2]!)}${r[3] === undefined ? '' : r[3] ? '  met' : '  MISSED'}`;
   process.stdout.write(`gitjobs bench — ${os.cpus().length} cores, node ${process.version}\n\n`);
   process.stdout.write(line(['measure', 'value', 'target']) + '\n');
   process.stdout.write(`${'-'.repeat(w[0]!)}  ${'-'.repeat(w[1]!)}  ${'-'.repeat(w[2]!)}\n`);

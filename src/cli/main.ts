@@ -3,17 +3,7 @@
 import { parseArgs } from 'node:util';
 import { ServiceUnavailableError } from '../core/errors.js';
 import { COMMON_FLAGS, FORGE_FLAGS, UsageError } from './options.js';
-import { initCommand } from './commands/init.js';
-import { cancelCommand } from './commands/cancel.js';
-import { rerunCommand } from './commands/rerun.js';
-import { watchCommand } from './commands/watch.js';
-import { logsCommand } from './commands/logs.js';
-import { demoCommand } from './commands/demo.js';
-import { statusCommand } from './commands/status.js';
-import { submitCommand } from './commands/submit.js';
-import { upCommand } from './commands/up.js';
-import { workerCommand } from './commands/worker.js';
-import { SubmitError } from '../client/submit.js';
+import { SubmitError } from '../client/submit-error.js';
 
 export const HELP = `gitjobs — a Git-native job runner
 
@@ -25,8 +15,8 @@ Usage:
   gitjobs up [--home DIR] [--host 127.0.0.1] [--port 8080] [--workers 2]
              [--executor docker|process] [--public-url URL] [--grace 30s]
              [--forge github|gitea --owner OWNER [--forge-url URL]] [--poll 30s]
-      Built-in Git host, HTTP server, dispatcher, collector and N workers in one
-      process. Prints the clone URLs. On SIGINT or SIGTERM it stops taking tasks,
+      Built-in Git host, HTTP server, dispatcher and collector, and N workers in
+      a small process of their own. Prints the clone URLs. On SIGINT or SIGTERM it stops taking tasks,
       lets running ones finish for --grace (default 30s), requeues the rest.
       With --forge github|gitea --owner OWNER the repositories live on the forge:
       gitjobs mirrors them, takes webhooks at /webhooks/github and /webhooks/gitea,
@@ -38,13 +28,15 @@ Usage:
       (saved to HOME/webhook-secret, mode 600).
   gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR] [--grace 30s]
       Workers only, for other machines against the same RabbitMQ. Removes task
-      containers left by crashed workers of this host when it starts.
+      containers left by crashed workers of this host when it starts. Sends
+      GITJOBS_API_TOKEN, when set, to fetch config from an up that asks for it.
   gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
       Commit FILE to projects/ in the todo repository and push it. With --wait,
       show progress until the result lands (a bar on a terminal, lines
       otherwise), print it, and exit 1 if the run failed (2 if it was rejected).
   gitjobs status [RUN] [--url URL]
-      Runs and task states, read from the tracking repository.
+      Runs and task states, through the server's API (which reads them from
+      the tracking repository).
   gitjobs watch RUN [--url URL]
       Progress until the result lands (a bar on a terminal, lines otherwise).
   gitjobs logs RUN TASK [--follow] [--url URL]
@@ -54,10 +46,30 @@ Usage:
       Cancel a run: unfinished tasks end cancelled, running containers are
       killed, the result records it. Deleting the project file does the same.
       Sends GITJOBS_API_TOKEN as bearer token when it is set.
-  gitjobs rerun RUN [--wait] [--timeout 30m] [--url URL]
+  gitjobs rerun RUN [--failed] [--pinned] [--wait] [--timeout 30m] [--url URL]
       Run a finished (or rejected) run again as a new run RUN.rN: the same
       project file at the same todo commit, with the config repository as it
-      is now. --wait follows it as submit --wait does. Needs the same token.
+      is now. --failed runs only the tasks that did not succeed; the others
+      are recorded "queued -> succeeded (reused from RUN/TASK at COMMIT)" with
+      their output, so the result is whole. --pinned uses the config commit
+      RUN ran with instead of today's (its images built again if gone); with
+      --wait it says when the base image has changed since. --wait follows
+      it as submit --wait does. Needs the same token.
+  gitjobs diff RUN1 RUN2 [--all] [--url URL]
+      Two runs task by task: state, exit code, output (blob id), image and
+      duration; only the tasks that differ unless --all. Exits 1 when
+      something differs, 0 when nothing does (as diff does).
+  gitjobs verify RUN [--tracking PATH] [--done PATH] [--url URL]
+      Check a run from plain clones of tracking and done (cloned from the
+      server's Git host unless given as local paths): every task's commits
+      form an allowed path to its recorded state, each output is the blob
+      result.json names, the result is what those outputs reduce to, and the
+      commits named exist. Exits 0, or 1 listing each difference.
+  gitjobs bisect RUN TASK --good CONFIG_COMMIT --bad CONFIG_COMMIT [--timeout 30m] [--url URL]
+      Which config commit broke TASK: runs it again (a re-run of RUN with that
+      one task, recorded like any run) at config commits between the two,
+      halving the range each time, and prints the first commit at which it
+      fails, with its subject. Needs the token, as rerun does.
   gitjobs demo [--n 10] [--executor docker|process] [--keep]
       Start everything in a temporary home, push the N-Queens project through a
       real push, print the result and the tracking log, and shut down.
@@ -79,6 +91,10 @@ Common options:
                         (every GITJOBS_HEARTBEAT, default 10s; three missed and the attempt is lost).
                         Every running attempt sends them; after a restart, gitjobs queues a running
                         attempt again only if no worker has reported it for three heartbeats.
+  --result-cap SIZE     stdout a run's tasks may give its result, all together (env GITJOBS_RESULT_CAP,
+                        default 64MiB); past it the run ends failed, naming the cap
+  --push-files N        project files one push may add or change (env GITJOBS_PUSH_FILES, default
+                        100); past it one rejected record names the rule and none of them run
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
   --port N              HTTP port (env GITJOBS_PORT, default 8080)
   --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)
@@ -91,22 +107,34 @@ Forge options (up, init):
   --public-url URL      where the forge and remote workers reach this server (env GITJOBS_PUBLIC_URL)
   --poll DURATION       also poll the forge, e.g. 30s (env GITJOBS_POLL)
 Tokens come from the environment only: GITHUB_TOKEN, GITEA_TOKEN, and
-GITJOBS_API_TOKEN (bearer token for cancel, rerun and the queue services; without it only
-loopback may cancel or re-run). The webhook
+GITJOBS_API_TOKEN. With it set, pushing to the built-in host (the token as password),
+cancel, rerun and the queue services need it; without it, only loopback clients may push
+or change anything. With --forge the built-in host mirrors the forge's repositories, and
+every request to it follows that rule (workers send the token to fetch config). The webhook
 secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
 `;
 
+type Run = (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number>;
+
+/** A command's code is loaded when it runs: `status` need not load the server, nor `up` the client. */
+function lazy(load: () => Promise<Record<string, unknown>>, name: string): Run {
+  return async (values, positionals) => ((await load())[name] as Run)(values, positionals);
+}
+
 const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number> }> = {
-  up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' }, grace: { type: 'string' } }, run: upCommand },
-  watch: { flags: { url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: watchCommand },
-  logs: { flags: { url: { type: 'string' }, port: { type: 'string' }, follow: { type: 'boolean', short: 'f' } }, run: logsCommand },
-  cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: cancelCommand },
-  rerun: { flags: { url: { type: 'string' }, port: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } }, run: rerunCommand },
-  init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: initCommand },
-  worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: workerCommand },
-  submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: submitCommand },
-  status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: statusCommand },
-  demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: demoCommand },
+  up: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, workers: { type: 'string' }, executor: { type: 'string' }, 'public-url': { type: 'string' }, poll: { type: 'string' }, grace: { type: 'string' } }, run: lazy(() => import('./commands/up.js'), 'upCommand') },
+  watch: { flags: { url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/watch.js'), 'watchCommand') },
+  logs: { flags: { url: { type: 'string' }, port: { type: 'string' }, follow: { type: 'boolean', short: 'f' } }, run: lazy(() => import('./commands/logs.js'), 'logsCommand') },
+  cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: lazy(() => import('./commands/cancel.js'), 'cancelCommand') },
+  rerun: { flags: { url: { type: 'string' }, port: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, failed: { type: 'boolean' }, pinned: { type: 'boolean' } }, run: lazy(() => import('./commands/rerun.js'), 'rerunCommand') },
+  bisect: { flags: { url: { type: 'string' }, port: { type: 'string' }, good: { type: 'string' }, bad: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/bisect.js'), 'bisectCommand') },
+  verify: { flags: { url: { type: 'string' }, port: { type: 'string' }, tracking: { type: 'string' }, done: { type: 'string' } }, run: lazy(() => import('./commands/verify.js'), 'verifyCommand') },
+  diff: { flags: { url: { type: 'string' }, port: { type: 'string' }, all: { type: 'boolean' } }, run: lazy(() => import('./commands/diff.js'), 'diffCommand') },
+  init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: lazy(() => import('./commands/init.js'), 'initCommand') },
+  worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: lazy(() => import('./commands/worker.js'), 'workerCommand') },
+  submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/submit.js'), 'submitCommand') },
+  status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: lazy(() => import('./commands/status.js'), 'statusCommand') },
+  demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: lazy(() => import('./commands/demo.js'), 'demoCommand') },
 };
 
 export async function main(argv: string[]): Promise<number> {

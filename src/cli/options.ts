@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteForgeOptions } from '../app/gitjobs.js';
 import { parseDuration } from '../core/duration.js';
-import { DEFAULT_AMQP_URL } from '../adapters/amqp/queue.js';
-import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
+import { DEFAULT_AMQP_URL, DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
 
 export const COMMON_FLAGS = {
   'amqp-url': { type: 'string' },
@@ -17,6 +16,8 @@ export const COMMON_FLAGS = {
   'base-image': { type: 'string' },
   'log-level': { type: 'string' },
   'consumer-timeout': { type: 'string' },
+  'result-cap': { type: 'string' },
+  'push-files': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -26,6 +27,33 @@ function durationSetting(flags: Flags, flag: string, envValue: string | undefine
   const ms = parseDuration(raw);
   if (ms === undefined) throw new UsageError(`--${flag} must be a duration such as 30m, not ${JSON.stringify(raw)}`);
   return ms;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** `64MiB`, `64m`, `1048576`: a size in bytes. */
+export function parseBytes(raw: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) return undefined;
+  const n = Math.floor(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
+
+function bytesSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number): number {
+  const raw = str(flags, flag) ?? envValue;
+  if (raw === undefined) return fallback;
+  const n = parseBytes(raw);
+  if (n === undefined) throw new UsageError(`--${flag} must be a size such as 64MiB, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function countSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number): number {
+  const raw = str(flags, flag) ?? envValue;
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number of at least 1, not ${JSON.stringify(raw)}`);
+  return n;
 }
 
 export type Flags = Record<string, string | boolean | undefined>;
@@ -50,6 +78,8 @@ export function settingsFrom(flags: Flags, env = process.env): Settings {
     baseImage: str(flags, 'base-image') ?? env.GITJOBS_BASE_IMAGE ?? d.baseImage,
     consumerTimeoutMs: durationSetting(flags, 'consumer-timeout', env.GITJOBS_CONSUMER_TIMEOUT, d.consumerTimeoutMs),
     heartbeatMs: durationSetting(flags, 'heartbeat', env.GITJOBS_HEARTBEAT, d.heartbeatMs),
+    resultCap: bytesSetting(flags, 'result-cap', env.GITJOBS_RESULT_CAP, d.resultCap),
+    pushFiles: countSetting(flags, 'push-files', env.GITJOBS_PUSH_FILES, d.pushFiles),
   };
 }
 

@@ -3,25 +3,21 @@
  * terminal, plain lines (one per change) when it is not.
  */
 import { formatDuration } from '../core/duration.js';
-import type { RunView } from '../core/run-reader.js';
+import type { RunProgress } from '../client/api.js';
 
 export interface ProgressView {
-  update(view: RunView, elapsedMs: number): void;
+  update(view: RunProgress, elapsedMs: number): void;
   done(): void;
 }
 
-function counts(view: RunView) {
-  const running = view.tasks.filter((t) => t.state === 'running').length;
-  return { ...view.progress, running };
-}
 
-export function progressLine(view: RunView, elapsedMs: number): string {
-  const p = counts(view);
+export function progressLine(view: RunProgress, elapsedMs: number): string {
+  const p = view.progress;
   return `[${formatDuration(elapsedMs).padStart(6)}] ${view.run.id}: ${view.run.state}, ${p.done}/${p.total} tasks done${p.running ? `, ${p.running} running` : ''}${p.failed ? `, ${p.failed} failed` : ''}`;
 }
 
-export function progressBar(view: RunView, elapsedMs: number, width = 24): string {
-  const p = counts(view);
+export function progressBar(view: RunProgress, elapsedMs: number, width = 24): string {
+  const p = view.progress;
   const filled = p.total ? Math.round((p.done / p.total) * width) : 0;
   const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
   return `${view.run.id} [${bar}] ${p.done}/${p.total} done${p.failed ? `, ${p.failed} failed` : ''}${p.running ? `, ${p.running} running` : ''}  ${formatDuration(elapsedMs)}  ${view.run.state}`;
@@ -30,7 +26,7 @@ export function progressBar(view: RunView, elapsedMs: number, width = 24): strin
 export function createProgress(out: NodeJS.WriteStream = process.stdout): ProgressView {
   if (out.isTTY) {
     let drawn = false;
-    let last: { view: RunView; elapsed: number } | undefined;
+    let last: { view: RunProgress; elapsed: number } | undefined;
     const draw = () => {
       if (!last) return;
       out.write(`\r\x1b[2K${progressBar(last.view, last.elapsed)}`);

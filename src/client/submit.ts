@@ -7,12 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
-import { RemoteRepo } from '../adapters/git/remote-repo.js';
 import { formatDuration } from '../core/duration.js';
 import { runIdFor } from '../core/ids.js';
-import { layout } from '../core/layout.js';
 import { isRunFinal } from '../core/run.js';
-import { TrackingReader, type RunView } from './tracking-reader.js';
+import type { RunView } from '../core/run-reader.js';
+import { SubmitError } from './submit-error.js';
+import { ApiError, resultText, runProgress, runView, type RunProgress } from './api.js';
+import { readEvents } from './sse.js';
 
 export interface SubmitOptions {
   file: string;
@@ -33,9 +34,7 @@ export interface Submitted {
   run: string;
 }
 
-export class SubmitError extends Error {
-  override readonly name = 'SubmitError';
-}
+export { SubmitError };
 
 export function repoUrl(base: string, repo: string): string {
   return `${base.replace(/\/+$/, '')}/git/${repo}.git`;
@@ -87,39 +86,82 @@ export interface WaitResult {
   resultText?: string;
 }
 
-/** Follows a run in tracking until it is final, reporting each change of progress. */
+/**
+ * Follows a run until it is final, reporting each change of progress; then
+ * reads the whole run and its result. The server tells of progress on its
+ * event stream as transitions become durable; a slow poll of the run (which
+ * the server reads from tracking) covers what a stream can miss.
+ */
 export async function waitForRun(options: {
   url: string;
-  repos: { tracking: string; done: string };
-  branch: string;
   run: string;
-  onProgress?: (view: RunView, elapsedMs: number) => void;
+  onProgress?: (progress: RunProgress, elapsedMs: number) => void;
   timeoutMs?: number;
+  /** How often the run is read while no event comes (default 1 s). */
   intervalMs?: number;
 }): Promise<WaitResult> {
-  const reader = new TrackingReader(repoUrl(options.url, options.repos.tracking), options.branch);
   const started = Date.now();
-  let lastHead = '';
-  for (;;) {
-    const head = await reader.refresh();
-    if (head !== lastHead) {
-      lastHead = head;
-      const view = await reader.run(options.run);
-      if (view) {
-        options.onProgress?.(view, Date.now() - started);
-        if (isRunFinal(view.run)) {
-          if (view.run.state === 'rejected') return { view };
-          const done = new RemoteRepo(repoUrl(options.url, options.repos.done), options.branch);
-          await done.fetch();
-          const resultText = await done.readFile(view.run.doneCommit!, layout.resultText(options.run));
-          return resultText === undefined ? { view } : { view, resultText };
-        }
+  const events = new AbortController();
+  let last = '';
+  let current: RunProgress | undefined;
+  let wake: (() => void) | undefined;
+  const report = (now: RunProgress) => {
+    current = now;
+    const key = JSON.stringify([now.run.state, now.progress]);
+    if (key !== last) options.onProgress?.(now, Date.now() - started);
+    last = key;
+    wake?.();
+  };
+  const poll = async () => {
+    const now = await runProgress(options.url, options.run).catch((err: Error) => {
+      // Not recorded yet (the push is being dispatched): keep waiting.
+      if (err instanceof ApiError && err.status === 404) return undefined;
+      throw err;
+    });
+    if (now) report(now);
+  };
+  void followEvents(options.url, options.run, events.signal, (e) => {
+    if (e.state === 'rejected' || isFinalState(e.state)) void poll().catch(() => undefined);
+    else if (current && e.progress) report({ run: { ...current.run, state: e.state as RunProgress['run']['state'] }, progress: { ...current.progress, ...e.progress } });
+    else void poll().catch(() => undefined);
+  });
+  try {
+    for (;;) {
+      await poll();
+      if (current && isRunFinal(current.run)) break;
+      if (options.timeoutMs && Date.now() - started > options.timeoutMs) {
+        throw new SubmitError(`run ${options.run} did not finish within ${formatDuration(options.timeoutMs)}`);
       }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.intervalMs ?? 1000);
+        wake = () => {
+          if (current && isRunFinal(current.run)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
     }
-    if (options.timeoutMs && Date.now() - started > options.timeoutMs) {
-      throw new SubmitError(`run ${options.run} did not finish within ${formatDuration(options.timeoutMs)}`);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 300));
+  } finally {
+    events.abort();
   }
+  const view = await runView(options.url, options.run);
+  if (view.run.state === 'rejected') return { view };
+  const text = await resultText(options.url, options.run);
+  return text === undefined ? { view } : { view, resultText: text };
 }
 
+const isFinalState = (state: string) => state === 'succeeded' || state === 'failed' || state === 'cancelled';
+
+/** The run's events from the server's stream, until `signal` aborts; quietly ends if the stream cannot be had. */
+async function followEvents(url: string, run: string, signal: AbortSignal, onRun: (e: { state: string; progress?: Partial<RunProgress['progress']> }) => void): Promise<void> {
+  try {
+    const res = await fetch(`${url.replace(/\/+$/, '')}/api/events?run=${encodeURIComponent(run)}`, { signal, headers: { accept: 'text/event-stream' } });
+    if (!res.ok || !res.body) return;
+    for await (const { event, data } of readEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
+      if (event === 'run') onRun(data as { state: string; progress?: Partial<RunProgress['progress']> });
+    }
+  } catch {
+    /* aborted, or the server went: the poll carries on */
+  }
+}

@@ -46,8 +46,9 @@ export class ConflictError extends Error {
     readonly repo: string,
     readonly expected: string | undefined,
     readonly actual: string | undefined,
+    detail?: string,
   ) {
-    super(`${repo}: branch moved from ${expected?.slice(0, 7) ?? 'nothing'} to ${actual?.slice(0, 7) ?? 'nothing'} since it was read`);
+    super(`${repo}: ${detail ?? `branch moved from ${expected?.slice(0, 7) ?? 'nothing'} to ${actual?.slice(0, 7) ?? 'nothing'} since it was read`}`);
   }
 }
 
@@ -68,5 +69,17 @@ export async function retryOnConflict<T>(step: () => Promise<T>, onConflict: (er
       if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
       onConflict(err);
     }
+  }
+}
+
+/** A file too large to read whole (a decompression bomb, a runaway output): refused before it is read. */
+export class SizeLimitError extends Error {
+  override readonly name = 'SizeLimitError';
+  constructor(
+    readonly what: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`${what} is ${size} bytes; at most ${limit} are read`);
   }
 }

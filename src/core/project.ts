@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { ProjectError, type ProjectProblem } from './errors.js';
+import { parseJson, problemsOf } from './project-json.js';
 import { isValidId } from './ids.js';
+import { projectNameOf } from './layout.js';
 import { nqueensTasks, NQUEENS_MAX_N } from './nqueens.js';
+import { expandMatrix, matrixSchema, matrixSize } from './matrix.js';
 import { REDUCERS, type ReducerName } from './reduce.js';
+import { MAX_RETRIES, retryPolicy, retrySchema, type RetryPolicy } from './retry.js';
 
 /** One task of a project, normalised: what a worker needs to run it. */
 export interface TaskSpec {
@@ -11,6 +15,8 @@ export interface TaskSpec {
   /** Program and arguments; a shell line `run: "a | b"` becomes `["sh", "-c", "a | b"]`. */
   argv: string[];
   timeoutMs: number;
+  /** Which failures are retried, when the task or its project says (else every failure, `retries` times). */
+  retry?: RetryPolicy;
 }
 
 /** A project file, normalised from any of the shapes gitjobs accepts. */
@@ -21,6 +27,8 @@ export interface Project {
   worker: string;
   timeoutMs: number;
   retries: number;
+  /** The project's retry policy, which its tasks follow unless they have their own. */
+  retry?: RetryPolicy;
   reduce: ReducerName;
   tasks: TaskSpec[];
   /** Lower resource limits than the operator's, when the project asks for them. */
@@ -28,7 +36,8 @@ export interface Project {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
-export const MAX_RETRIES = 10;
+export { MAX_RETRIES };
+export { jsonPath } from './project-json.js';
 
 /** What a project file from a push may be: beyond these it is refused, saying which rule it broke. */
 export const PROJECT_LIMITS = {
@@ -98,17 +107,30 @@ const common = {
   worker: z.string().refine(isValidId, { error: 'must be a worker folder name: A-Z a-z 0-9 . _ -' }).optional(),
   timeout: duration.optional(),
   retries: z.number().int().min(0).max(MAX_RETRIES).optional(),
+  retry: retrySchema.optional(),
   reduce: z.enum(REDUCERS).optional(),
   description: z.string().optional(),
 };
 
-const tasksProject = z.strictObject({
+/** A task's id, or with a matrix a template of ids: `train-{seed}`. */
+const taskId = z
+  .union([z.string(), z.number().int().nonnegative()], { error: unionError('expected a string or a whole number') })
+  .transform(String)
+  .refine((v) => isValidId(v.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x')), { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' });
+
+const task = z
+  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional() })
+  .refine((t) => t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
+
+const tasksProject = z
+  .strictObject({
   ...common,
   tasks: z
-    .array(z.strictObject({ id, run: command, timeout: duration.optional() }))
+    .array(task)
     .min(1, { error: 'a project needs at least one task' })
     .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` }),
-});
+  })
+  .refine((p) => p.retries === undefined || p.retry === undefined, { path: ['retry'], error: 'give "retries" (a number) or "retry" (a policy), not both' });
 
 const nqueensProject = z.strictObject({
   ...common,
@@ -128,72 +150,6 @@ const prototypeProject = z
   .min(1, { error: 'a project needs at least one task' })
   .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` });
 
-/** Formats a JSON path the way people read them: `$.tasks[1].run`. */
-export function jsonPath(path: readonly PropertyKey[]): string {
-  let out = '$';
-  for (const key of path) out += typeof key === 'number' ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(String(key))}]`;
-  return out;
-}
-
-function problemsOf(error: z.ZodError): ProjectProblem[] {
-  return error.issues.map((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      return { path: jsonPath(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` };
-    }
-    if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
-      return { path: jsonPath(issue.path), message: `required field is missing (expected ${issue.expected})` };
-    }
-    return { path: jsonPath(issue.path), message: issue.message };
-  });
-}
-
-/** Where nesting first goes deeper than `max`, found without parsing (a deep document can exhaust a parser). */
-function tooDeep(text: string, max: number): { line: number; column: number } | undefined {
-  let depth = 0;
-  let inString = false;
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92 /* \\ */) i++;
-      else if (c === 34 /* " */) inString = false;
-      continue;
-    }
-    if (c === 34) inString = true;
-    else if (c === 10) {
-      line++;
-      lineStart = i + 1;
-    } else if (c === 91 || c === 123) {
-      if (++depth > max) return { line, column: i - lineStart + 1 };
-    } else if (c === 93 || c === 125) depth--;
-  }
-  return undefined;
-}
-
-function parseJson(file: string, text: string): unknown {
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > PROJECT_LIMITS.fileBytes) {
-    throw new ProjectError(file, [{ path: '$', message: `file is ${bytes} bytes; a project file may be at most ${PROJECT_LIMITS.fileBytes} bytes` }]);
-  }
-  const deep = tooDeep(text, PROJECT_LIMITS.depth);
-  if (deep) throw new ProjectError(file, [{ path: '$', message: `nested deeper than ${PROJECT_LIMITS.depth} levels (line ${deep.line}, column ${deep.column})` }]);
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    const message = (err as Error).message;
-    const pos = /position (\d+)/.exec(message);
-    let where = '';
-    if (pos) {
-      const before = text.slice(0, Number(pos[1]));
-      const line = before.split('\n').length;
-      const column = Number(pos[1]) - before.lastIndexOf('\n');
-      where = ` (line ${line}, column ${column})`;
-    }
-    throw new ProjectError(file, [{ path: '$', message: `not valid JSON${where}: ${message}` }]);
-  }
-}
-
 function duplicates(ids: string[]): string[] {
   const seen = new Set<string>();
   const dup = new Set<string>();
@@ -201,16 +157,12 @@ function duplicates(ids: string[]): string[] {
   return [...dup];
 }
 
-function nameFromFile(file: string): string {
-  return file.replace(/^.*\//, '').replace(/\.json$/i, '');
-}
-
 /**
  * Parses and validates a project file. Throws a ProjectError that names the
  * file, the JSON path and what is wrong.
  */
 export function parseProject(file: string, text: string): Project {
-  const doc = parseJson(file, text);
+  const doc = parseJson(file, text, PROJECT_LIMITS);
 
   if (Array.isArray(doc)) {
     const r = prototypeProject.safeParse(doc);
@@ -219,7 +171,7 @@ export function parseProject(file: string, text: string): Project {
     const dup = duplicates(ids);
     if (dup.length) throw new ProjectError(file, dupProblems(dup, ids, (i) => `$[${i}].id_task`));
     return {
-      name: nameFromFile(file),
+      name: projectNameOf(file),
       format: 'prototype',
       worker: 'default',
       timeoutMs: DEFAULT_TIMEOUT_MS,
@@ -242,7 +194,7 @@ export function parseProject(file: string, text: string): Project {
     const r = nqueensProject.safeParse(doc);
     if (!r.success) throw new ProjectError(file, problemsOf(r.error));
     const project = settingsOf(file, r.data, 'nqueens', 'sum');
-    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs })) };
+    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}) })) };
   }
 
   if (!('tasks' in doc)) {
@@ -253,31 +205,49 @@ export function parseProject(file: string, text: string): Project {
 
   const r = tasksProject.safeParse(doc);
   if (!r.success) throw new ProjectError(file, problemsOf(r.error));
-  const p = r.data;
-  const ids = p.tasks.map((t) => t.id);
+  const project = settingsOf(file, r.data, 'tasks', 'concat');
+  return { ...project, tasks: expandTasks(file, r.data.tasks, project) };
+}
+
+/** The listed tasks, each matrix expanded, with the project's defaults; refused past the task limit or with duplicate ids. */
+function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit<Project, 'tasks'>): TaskSpec[] {
+  const total = listed.reduce((n, t) => n + (t.matrix ? matrixSize(t.matrix) : 1), 0);
+  if (total > PROJECT_LIMITS.tasks) {
+    throw new ProjectError(file, [{ path: '$.tasks', message: `expands to ${total} tasks with its matrices; a project may have at most ${PROJECT_LIMITS.tasks}` }]);
+  }
+  const problems: ProjectProblem[] = [];
+  const out: { spec: TaskSpec; at: string }[] = [];
+  listed.forEach((t, i) => {
+    const at = `$.tasks[${i}]`;
+    const timeoutMs = t.timeout !== undefined ? parseDuration(t.timeout)! : project.timeoutMs;
+    const retry = t.retry ? retryPolicy(t.retry) : project.retry;
+    const spec = (taskId: string, run: string | string[]): TaskSpec => ({ id: taskId, argv: typeof run === 'string' ? ['sh', '-c', run] : run, timeoutMs, ...(retry ? { retry } : {}) });
+    if (!t.matrix) {
+      out.push({ spec: spec(t.id, t.run), at: `${at}.id` });
+      return;
+    }
+    const m = expandMatrix({ id: t.id, run: t.run, matrix: t.matrix }, at);
+    problems.push(...m.problems);
+    for (const x of m.tasks) out.push({ spec: spec(x.id, x.run), at: `${at}.id` });
+  });
+  if (problems.length) throw new ProjectError(file, problems);
+  if (out.length === 0) throw new ProjectError(file, [{ path: '$.tasks', message: 'a project needs at least one task (its matrices exclude every combination)' }]);
+  const ids = out.map((o) => o.spec.id);
   const dup = duplicates(ids);
-  if (dup.length) throw new ProjectError(file, dupProblems(dup, ids, (i) => `$.tasks[${i}].id`));
-  const project = settingsOf(file, p, 'tasks', 'concat');
-  const timeoutMs = project.timeoutMs;
-  return {
-    ...project,
-    tasks: p.tasks.map((t) => ({
-      id: t.id,
-      argv: typeof t.run === 'string' ? ['sh', '-c', t.run] : t.run,
-      timeoutMs: t.timeout !== undefined ? parseDuration(t.timeout)! : timeoutMs,
-    })),
-  };
+  if (dup.length) throw new ProjectError(file, dupProblems(dup, ids, (i) => out[i]!.at));
+  return out.map((o) => o.spec);
 }
 
 /** The fields both object shapes share, with their defaults. */
 function settingsOf(file: string, p: z.infer<typeof tasksProject> | z.infer<typeof nqueensProject>, format: Project['format'], reduceDefault: ReducerName): Omit<Project, 'tasks'> {
   return {
     ...requestedLimits(p.limits),
-    name: p.project ?? nameFromFile(file),
+    name: p.project ?? projectNameOf(file),
     format,
     worker: p.worker ?? 'default',
     timeoutMs: p.timeout !== undefined ? parseDuration(p.timeout)! : DEFAULT_TIMEOUT_MS,
-    retries: p.retries ?? 0,
+    retries: p.retries ?? p.retry?.max ?? 0,
+    ...(p.retry ? { retry: retryPolicy(p.retry) } : {}),
     reduce: p.reduce ?? reduceDefault,
   };
 }

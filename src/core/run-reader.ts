@@ -1,11 +1,14 @@
 /**
  * Reads runs and tasks out of a tracking tree at one commit, from any
- * source that can read files: the local store, a fetched mirror.
+ * source that can read files (the local store, a fetched mirror, a clone),
+ * in either layout (layout.ts).
  */
-import { layout } from './layout.js';
-import { isRunFinal, progress, type RunRecord } from './run.js';
+import { candidateRunFiles, LEGACY_RUNS_DIR, runPaths, RUNS_DIR, type RunPaths } from './layout.js';
+import { progress, type RunRecord } from './run.js';
+import { isRunFinal } from './run.js';
 import type { TaskRecord } from './task.js';
 import type { GitStore } from './ports.js';
+import { parseTaskList } from './tracking/records.js';
 
 export interface TreeSource {
   readFile(commit: string, path: string): Promise<string | undefined>;
@@ -23,33 +26,98 @@ export interface RunView {
   progress: { done: number; failed: number; total: number };
 }
 
+/** Reads this many files at once: the store pipelines them. */
+const READ_AHEAD = 1024;
+
+/** Reads many files at once, in order. */
+export async function readAll<T>(items: readonly T[], read: (item: T) => Promise<string | undefined>): Promise<(string | undefined)[]> {
+  const out: (string | undefined)[] = [];
+  for (let i = 0; i < items.length; i += READ_AHEAD) out.push(...(await Promise.all(items.slice(i, i + READ_AHEAD).map(read))));
+  return out;
+}
+
+/** A run's own record (layout 2: without its task list) and where its files are. */
+export async function locateRun(source: TreeSource, commit: string, runId: string): Promise<{ run: RunRecord; paths: RunPaths } | undefined> {
+  for (const candidate of candidateRunFiles(runId)) {
+    const text = await source.readFile(commit, candidate.runFile);
+    if (text === undefined) continue;
+    const run = JSON.parse(text) as RunRecord;
+    run.layout = candidate.layout;
+    run.tasks ??= [];
+    return { run, paths: runPaths(run) };
+  }
+  return undefined;
+}
+
 /** A run's own record, without its tasks. */
 export async function readRunRecord(source: TreeSource, commit: string, runId: string): Promise<RunRecord | undefined> {
-  const text = await source.readFile(commit, layout.runFile(runId));
-  return text === undefined ? undefined : (JSON.parse(text) as RunRecord);
+  return (await locateRun(source, commit, runId))?.run;
+}
+
+/** A run with every task, in result order. */
+export async function readRunView(source: TreeSource, commit: string, runId: string): Promise<RunView | undefined> {
+  const located = await locateRun(source, commit, runId);
+  if (!located) return undefined;
+  const { run, paths } = located;
+  const tasks: TaskRecord[] = [];
+  if (paths.layout === 1) {
+    const texts = await readAll(run.tasks, (id) => source.readFile(commit, paths.taskFile(id)));
+    for (const t of texts) if (t !== undefined) tasks.push(JSON.parse(t) as TaskRecord);
+  } else {
+    const published = await source.readFile(commit, paths.publishedFile!);
+    if (published !== undefined) run.publishedAt = (JSON.parse(published) as { at: string }).at;
+    const list = await source.readFile(commit, paths.taskList!);
+    const specs = list === undefined ? [] : parseTaskList(list);
+    run.tasks = specs.map((s) => s.id);
+    const states = await readAll(specs, (s) => source.readFile(commit, paths.taskFile(s.id)));
+    specs.forEach((spec, i) => {
+      const state = states[i];
+      if (state !== undefined) tasks.push({ ...spec, run: run.id, ...(JSON.parse(state) as Omit<TaskRecord, 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs' | 'run'>) });
+    });
+  }
+  return { run, tasks, progress: progress(tasks) };
+}
+
+/** A finished task's whole stdout, for the reducer: in its record or its own file (layout 1), its own file or its log (layout 2). */
+export async function readStdout(source: TreeSource, commit: string, paths: RunPaths, task: TaskRecord): Promise<string> {
+  if (paths.layout === 1 && !task.stdoutFile) return task.stdout ?? '';
+  return (await source.readFile(commit, task.stdoutFile ?? paths.logFile(task.id))) ?? '';
+}
+
+/** Every run id in tracking, in both layouts. */
+export async function listRunIds(source: TreeSource, commit: string): Promise<string[]> {
+  const ids = [...(await source.listDir(commit, LEGACY_RUNS_DIR))];
+  for (const a of await source.listDir(commit, RUNS_DIR)) {
+    for (const b of await source.listDir(commit, `${RUNS_DIR}/${a}`)) ids.push(...(await source.listDir(commit, `${RUNS_DIR}/${a}/${b}`)));
+  }
+  return ids;
 }
 
 /** The runs that are not over yet (no result, not rejected). */
 export async function unfinishedRuns(source: TreeSource, commit: string): Promise<RunRecord[]> {
+  const ids = await listRunIds(source, commit);
   const out: RunRecord[] = [];
-  for (const runId of await listRunIds(source, commit)) {
-    const run = await readRunRecord(source, commit, runId);
+  for (const id of ids) {
+    const run = await readRunRecord(source, commit, id);
     if (run && !isRunFinal(run)) out.push(run);
   }
   return out;
 }
 
-export async function readRunView(source: TreeSource, commit: string, runId: string): Promise<RunView | undefined> {
-  const run = await readRunRecord(source, commit, runId);
-  if (!run) return undefined;
-  const tasks: TaskRecord[] = [];
-  for (const id of run.tasks) {
-    const t = await source.readFile(commit, layout.taskFile(runId, id));
-    if (t !== undefined) tasks.push(JSON.parse(t) as TaskRecord);
+/** A run's result text in the done repository, in either layout. */
+export async function readResultText(source: TreeSource, commit: string, runId: string): Promise<string | undefined> {
+  for (const layout of [2, 1] as const) {
+    const text = await source.readFile(commit, runPaths({ id: runId, layout }).resultText);
+    if (text !== undefined) return text;
   }
-  return { run, tasks, progress: progress(tasks) };
+  return undefined;
 }
 
-export async function listRunIds(source: TreeSource, commit: string): Promise<string[]> {
-  return source.listDir(commit, 'projects');
+/** A run's result.json in the done repository, in either layout. */
+export async function readResultJson(source: TreeSource, commit: string, runId: string): Promise<unknown> {
+  for (const layout of [2, 1] as const) {
+    const text = await source.readFile(commit, runPaths({ id: runId, layout }).resultJson);
+    if (text !== undefined) return JSON.parse(text);
+  }
+  return undefined;
 }

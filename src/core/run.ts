@@ -1,12 +1,46 @@
+import { TransitionError } from './errors.js';
 import type { Project, RequestedLimits } from './project.js';
 import type { ReducerName } from './reduce.js';
 import { isFinal, type TaskRecord } from './task.js';
 
-export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'rejected';
+/**
+ * The run state machine, in one place, beside the task's (task.ts).
+ *
+ *   queued -> running                          the first task started
+ *   queued | running -> succeeded | failed | cancelled
+ *                                              every task is final; the result is in the done repository
+ *   rejected                                   the project file could not run; recorded once, never changes
+ */
+export const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'rejected'] as const;
+export type RunState = (typeof RUN_STATES)[number];
 
-/** What tracking stores for one run: `projects/<run>/run.json`. */
+const ALLOWED: Record<RunState, readonly RunState[]> = {
+  queued: ['running', 'succeeded', 'failed', 'cancelled'],
+  running: ['succeeded', 'failed', 'cancelled'],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+  rejected: [],
+};
+
+export function canRunTransition(from: RunState, to: RunState): boolean {
+  return ALLOWED[from].includes(to);
+}
+
+export function assertRunTransition(run: string, from: RunState, to: RunState): void {
+  if (!canRunTransition(from, to)) throw new TransitionError(`${run}: ${from} -> ${to} is not a transition a run can make`);
+}
+
+/** What tracking stores for one run: `run.json` in the run's folder (layout.ts). */
 export interface RunRecord {
   id: string;
+  /** 2 for runs recorded since tracking fans out; absent for the runs recorded before. */
+  layout?: 1 | 2;
+  /** Layout 2: how many tasks, and how many levels of folders their files fan out into. */
+  taskCount?: number;
+  taskFanout?: number;
+  /** When every first-attempt TODO message of the run was confirmed by the broker. */
+  publishedAt?: string;
   project: string;
   /** The project file in the todo repository. */
   file: string;
@@ -18,7 +52,7 @@ export interface RunRecord {
   reduce?: ReducerName;
   /** Lower resource limits the project asked for (the operator's apply otherwise). */
   limits?: RequestedLimits;
-  /** Task ids in the order the result is put together. */
+  /** Task ids in the order the result is put together (layout 2 keeps them in `tasks.jsonl`, not in run.json). */
   tasks: string[];
   createdAt: string;
   finishedAt?: string;
@@ -33,14 +67,17 @@ export interface RunRecord {
   rerunOf?: string;
 }
 
-export function progress(tasks: readonly TaskRecord[]): { done: number; failed: number; total: number } {
+export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {
   let done = 0;
   let failed = 0;
+  let total = 0;
   for (const t of tasks) {
-    if (isFinal(t)) done++;
-    if (isFinal(t) && t.state === 'failed') failed++;
+    total++;
+    if (!isFinal(t)) continue;
+    done++;
+    if (t.state === 'failed') failed++;
   }
-  return { done, failed, total: tasks.length };
+  return { done, failed, total };
 }
 
 /** A run is over once its result is in the done repository, or it was rejected: nothing more happens to it. */

@@ -1,4 +1,7 @@
-import type { Limits } from './messages.js';
+import type { Limits } from './channels.js';
+
+/** Where RabbitMQ is when nothing says otherwise (GITJOBS_AMQP_URL). */
+export const DEFAULT_AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 
 /** Every setting with its default, in one place. */
 export interface Settings {
@@ -15,8 +18,12 @@ export interface Settings {
   limits: Limits;
   /** Bytes of a task's output kept; the rest is cut with a marker. */
   outputCap: number;
-  /** Bytes of output copied into the task record (`outputTail`). */
+  /** Bytes of output copied into the record of a failed task (`outputTail`). */
   outputTail: number;
+  /** Bytes of stdout a run's tasks may give its reducer, all together; past it the run fails, naming the cap. */
+  resultCap: number;
+  /** Project files one push may add or change; past it, one rejected record names the rule and none of them run. */
+  pushFiles: number;
   baseImage: string;
   /** Backoff before retry n is retryBaseMs * 2^(n-1), at most retryMaxMs. */
   retryBaseMs: number;
@@ -38,6 +45,8 @@ export const DEFAULT_SETTINGS: Settings = {
   limits: { memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 },
   outputCap: 1024 * 1024,
   outputTail: 2048,
+  resultCap: 64 * 1024 * 1024,
+  pushFiles: 100,
   baseImage: 'gitjobs-base:latest',
   retryBaseMs: 2000,
   retryMaxMs: 5 * 60_000,
@@ -59,11 +68,11 @@ export function prefixedQueues(prefix: string | undefined): Settings['queues'] {
   return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD`, control: `${prefix}.CONTROL`, output: `${prefix}.OUTPUT` } : { ...DEFAULT_SETTINGS.queues };
 }
 
-/** A project may lower the operator's limits, never raise them. */
-export function effectiveLimits(ceiling: Limits, requested: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined): Limits {
-  return {
-    memoryBytes: Math.min(ceiling.memoryBytes, requested?.memoryBytes ?? Infinity),
-    nanoCpus: Math.min(ceiling.nanoCpus, requested?.nanoCpus ?? Infinity),
-    pids: Math.min(ceiling.pids, requested?.pids ?? Infinity),
-  };
+/**
+ * Where the queue web services keep their queues on the broker: `q.` beside
+ * the default names, `<prefix>.q.` beside prefixed ones. No gitjobs queue,
+ * and no other installation's, is in it.
+ */
+export function userQueueNamespace(queues: Settings['queues']): string {
+  return queues.todo.endsWith('TODO') ? `${queues.todo.slice(0, -'TODO'.length)}q.` : `${queues.todo}.q.`;
 }

@@ -1,10 +1,12 @@
 import { TransitionError } from './errors.js';
+import { retryable, type RetryOn } from './retry.js';
 
 /**
  * The task state machine, in one place.
  *
  *   queued -> running -> succeeded
- *                     -> failed      (final once attempts are used up)
+ *                     -> failed      (final once attempts are used up, or when its retry policy does not retry it)
+ *   queued -> succeeded              (reused: it succeeded in the run this one re-runs)
  *   running -> running               (the attempt was redelivered to another worker)
  *   failed -> queued                 (a retry: a new attempt)
  *   queued | running | failed -> cancelled   (the run was cancelled; final)
@@ -13,7 +15,8 @@ export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancell
 export type TaskState = (typeof TASK_STATES)[number];
 
 const ALLOWED: Record<TaskState, readonly TaskState[]> = {
-  queued: ['running', 'cancelled'],
+  // queued -> succeeded: a re-run of the failed part reuses what succeeded (its commit names where from).
+  queued: ['running', 'succeeded', 'cancelled'],
   // running -> running: another worker took the attempt over (its first worker stopped reporting).
   running: ['running', 'succeeded', 'failed', 'cancelled'],
   succeeded: [],
@@ -37,6 +40,10 @@ export interface TaskRecord {
   /** Attempts started so far (1 once the first attempt is running). */
   attempts: number;
   maxAttempts: number;
+  /** Only these failures are retried (see retry.ts); without it, every failure is. */
+  retryOn?: RetryOn;
+  /** The wait before the first retry, doubling after; without it, the operator's backoff. */
+  backoffMs?: number;
   argv: string[];
   timeoutMs: number;
   queuedAt: string;
@@ -49,7 +56,10 @@ export interface TaskRecord {
   timedOut?: boolean;
   /** Why the task failed when it is not just its exit code (timeout, image build, worker error). */
   error?: string;
-  worker?: { host: string; image: string; id?: string };
+  /** Where it ran: host, image id (and the base image's id it was built on), worker process. */
+  worker?: { host: string; image: string; base?: string; id?: string };
+  /** A task not run here: its result is the one recorded for `run/task` in tracking at `commit`. */
+  reusedFrom?: ReusedFrom;
   /** Set when the running attempt is held by heartbeats rather than an unacked message. */
   leaseMs?: number;
   /** The last few KiB of stdout and stderr; the whole is in `logs/<task>.log`. */
@@ -60,7 +70,14 @@ export interface TaskRecord {
   outputTruncated?: boolean;
 }
 
+export interface ReusedFrom {
+  run: string;
+  task: string;
+  /** A tracking commit at which that task is recorded as succeeded. */
+  commit: string;
+}
+
 /** A final task will not change again: its run can be reduced once all are final. */
-export function isFinal(task: Pick<TaskRecord, 'state' | 'attempts' | 'maxAttempts'>): boolean {
-  return task.state === 'succeeded' || task.state === 'cancelled' || (task.state === 'failed' && task.attempts >= task.maxAttempts);
+export function isFinal(task: Pick<TaskRecord, 'state' | 'attempts' | 'maxAttempts' | 'retryOn' | 'timedOut' | 'exitCode'>): boolean {
+  return task.state === 'succeeded' || task.state === 'cancelled' || (task.state === 'failed' && (task.attempts >= task.maxAttempts || !retryable(task)));
 }

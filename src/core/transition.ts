@@ -12,6 +12,7 @@ export interface Trailers {
   'Done-Commit'?: string | undefined;
   Attempt?: string | undefined;
   'Rerun-Of'?: string | undefined;
+  'Reused-From'?: string | undefined;
 }
 
 export function commitMessage(subject: string, trailers: Trailers, body?: string): string {

@@ -1,55 +1,64 @@
 /**
- * The dispatcher: a push to the todo repository becomes runs. For each
- * project file the push added or changed, one commit in tracking records
- * the run and its tasks as queued (or the run as rejected, saying why), then
- * one TODO message per task is published.
+ * The dispatcher: a push to the todo repository becomes runs. Every project
+ * file the push added or changed is recorded as a run (record-run.ts); a
+ * deleted one cancels its unfinished runs; a push to the config repository
+ * is passed on, so that workers build its images.
  */
-import { ProjectError, retryOnConflict } from '../core/errors.js';
-import { Serial } from '../core/serial.js';
+import { systemClock } from '../core/clock.js';
+import { retryOnConflict } from '../core/errors.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
-import { nextRerunId, runIdFor } from '../core/ids.js';
-import { layout } from '../core/layout.js';
-import type { Logger } from '../core/logger.js';
-import type { TodoMessage } from '../core/messages.js';
-import type { GitStore, Queue, RunObserver } from '../core/ports.js';
-import { parseProject, PROJECT_LIMITS } from '../core/project.js';
-import { readRunRecord, repoTree, unfinishedRuns } from '../core/run-reader.js';
-import { isRunFinal, type RunRecord } from '../core/run.js';
-import { effectiveLimits, type Settings } from '../core/settings.js';
-import type { TaskRecord } from '../core/task.js';
-import { queuedRun, rejectedRun } from '../core/tracking.js';
+import { ProjectError } from '../core/errors.js';
+import { firstRunOf, nextRerunId } from '../core/ids.js';
+import { isProjectFile, runPaths } from '../core/layout.js';
+import type { GitStore, StageOptions } from '../core/ports.js';
+import { readRunRecord, readRunView, readStdout, repoTree, unfinishedRuns } from '../core/run-reader.js';
+import type { ReuseSource } from '../core/tracking/reuse.js';
+import { isRunFinal } from '../core/run.js';
+import { Serial } from '../core/serial.js';
+import { classifyPush } from '../push/filter.js';
+import { PushBudget, recordRun, type DispatchOutcome, type RecorderContext } from './record-run.js';
 
-/** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
-export const PUSH_BYTES = 16 * 1024 * 1024;
+export { PUSH_BYTES, type DispatchOutcome } from './record-run.js';
 
-export type DispatchOutcome =
-  | { file: string; run: string; outcome: 'queued'; tasks: number }
-  | { file: string; run: string; outcome: 'rejected'; error: string }
-  | { file: string; run: string; outcome: 'duplicate' };
+export type RerunOutcome =
+  | DispatchOutcome
+  | { outcome: 'unknown' }
+  | { outcome: 'unfinished'; state: string }
+  | { outcome: 'nothing-failed' }
+  /** A task asked for that the run does not have, or a config commit the config repository does not have. */
+  | { outcome: 'refused'; error: string };
 
-export type RerunOutcome = DispatchOutcome | { outcome: 'unknown' } | { outcome: 'unfinished'; state: string };
+export interface RerunOptions {
+  /** Only the tasks that did not succeed run; the others are reused. */
+  failed?: boolean;
+  /** The config commit the run had, instead of today's. */
+  pinned?: boolean;
+  /** This config commit (bisect). */
+  config?: string;
+  /** Only these tasks (bisect): the new run has no others. */
+  tasks?: string[];
+}
 
-export interface DispatcherOptions {
-  store: GitStore;
-  queue: Queue;
-  settings: Settings;
-  /** Clone URL of the config repository, as workers will fetch it. */
-  configUrl: string;
-  log: Logger;
-  observer?: RunObserver;
+export interface DispatcherOptions extends StageOptions {
   /** Cancels a run (deleting its project file does). */
   cancel?: (runId: string, reason: string) => Promise<unknown>;
+  /** The config repository's branch moved to `commit` (workers build its images ahead of use). */
+  onConfig?: (commit: string) => void;
 }
 
 export class Dispatcher {
-  /** Pushes one at a time, so that the duplicate check and the commit are one step. */
+  /** Pushes one at a time, so that overlapping ranges are cut against what was dispatched. */
   private readonly serial = new Serial();
   /** The last todo commit dispatched: webhooks and the poller may report overlapping ranges. */
   private dispatched: string | undefined;
-  /** Bytes of project files taken from the push being dispatched. */
-  private pushBytes = 0;
+  private readonly ctx: RecorderContext;
+  /** (repository, before, after) of the pushes dispatched lately: a replayed delivery, whatever its id, is one push. */
+  private readonly recent = new Set<string>();
 
-  constructor(private readonly options: DispatcherOptions) {}
+  constructor(private readonly options: DispatcherOptions) {
+    const { store, queue, settings, configUrl, log, observer } = options;
+    this.ctx = { store, queue, settings, configUrl, log, clock: options.clock ?? systemClock, ...(observer ? { observer } : {}) };
+  }
 
   handlePush(event: PushEvent): Promise<DispatchOutcome[]> {
     return this.serial.run(() => this.dispatch(event));
@@ -57,45 +66,96 @@ export class Dispatcher {
 
   private async dispatch(event: PushEvent): Promise<DispatchOutcome[]> {
     const { store, settings, log } = this.options;
-    if (event.ref !== `refs/heads/${settings.branch}`) {
-      log.info({ repo: event.repo, ref: event.ref }, `push ignored: only ${settings.branch} starts runs`);
+    const concern = classifyPush(event, settings);
+    if ('ignored' in concern) {
+      log.info({ repo: event.repo, ref: event.ref }, `push ignored: ${concern.ignored}`);
       return [];
     }
-    if (event.repo === settings.repos.config) {
-      // Runs dispatched from now on name this config commit; workers build its images on first use.
-      await store.ensureCommit(event.repo, event.after);
-      log.info({ after: event.after }, 'config repository moved; worker images build on next use');
+    const key = `${event.repo} ${event.before} ${event.after}`;
+    if (this.recent.has(key)) {
+      log.info({ repo: event.repo, before: event.before, after: event.after, source: event.source }, 'push already dispatched; ignored');
       return [];
     }
-    if (event.repo !== settings.repos.todo) return [];
     await store.ensureCommit(event.repo, event.after);
-    let before = event.before;
-    if (this.dispatched && this.dispatched !== event.after) {
-      if (await store.isAncestor(event.repo, event.after, this.dispatched)) {
-        log.info({ after: event.after, dispatched: this.dispatched, source: event.source }, 'push already covered by a later dispatch; ignored');
-        return [];
-      }
-      // A range that overlaps one already dispatched starts where that one ended.
-      if (await store.isAncestor(event.repo, this.dispatched, event.after)) {
-        if (before === ZERO_SHA || (await store.isAncestor(event.repo, before, this.dispatched))) before = this.dispatched;
-      }
-    }
-    const all = (await store.changedFiles(event.repo, before, event.after)).filter((f) => layout.isProjectFile(f.path));
-    const deleted = all.filter((f) => f.status === 'deleted').map((f) => f.path);
-    if (deleted.length) await this.cancelRunsOf(deleted, event.after);
-    const changed = all.filter((f) => f.status !== 'deleted');
-    if (!changed.length) {
-      this.dispatched = event.after;
+    if (concern.target === 'config') {
+      this.remember(key);
+      // Runs dispatched from now on name this config commit.
+      log.info({ after: event.after }, 'config repository moved; worker images build for it');
+      this.options.onConfig?.(event.after);
       return [];
     }
+    const before = await this.rangeStart(event);
+    if (before === undefined) {
+      log.info({ after: event.after, dispatched: this.dispatched, source: event.source }, 'push already covered by a later dispatch; ignored');
+      this.remember(key);
+      return [];
+    }
+    const files = (await store.changedFiles(event.repo, before, event.after)).filter((f) => isProjectFile(f.path));
+    const deleted = files.filter((f) => f.status === 'deleted').map((f) => f.path);
+    if (deleted.length) await this.cancelRunsOf(deleted, event.after);
     const configCommit = await store.head(settings.repos.config);
+    const budget = new PushBudget();
     const outcomes: DispatchOutcome[] = [];
-    this.pushBytes = 0;
-    for (const { path: file } of changed) {
-      outcomes.push(await this.dispatchFile(file, event.after, configCommit));
+    const added = files.filter((f) => f.status !== 'deleted').map((f) => f.path);
+    if (added.length > settings.pushFiles) {
+      // One record for the whole push, and none of its files run.
+      const folder = `${added[0]!.split('/')[0]}/`;
+      const refused = new ProjectError(folder, [
+        { path: '$', message: `the push adds or changes ${added.length} project files; at most ${settings.pushFiles} may come in one push (GITJOBS_PUSH_FILES), so none of them run. Push them in smaller batches.` },
+      ]);
+      log.warn({ after: event.after, files: added.length, limit: settings.pushFiles }, 'push refused: too many project files');
+      outcomes.push(await retryOnConflict(() => recordRun(this.ctx, { file: folder, todoCommit: event.after, configCommit, budget, refused })));
+    } else {
+      for (const file of added) {
+        // Another gitjobs may record the run between our check and our commit: then check again.
+        outcomes.push(await retryOnConflict(() => recordRun(this.ctx, { file, todoCommit: event.after, configCommit, budget })));
+      }
     }
     if (!this.dispatched || (await store.isAncestor(event.repo, this.dispatched, event.after))) this.dispatched = event.after;
+    this.remember(key);
     return outcomes;
+  }
+
+  private remember(key: string): void {
+    this.recent.add(key);
+    if (this.recent.size > 10_000) this.recent.delete(this.recent.values().next().value!);
+  }
+
+  /**
+   * Where the push's range starts, cut against what was already dispatched;
+   * undefined when it is all covered. A push that says it starts from
+   * nothing (`before` all zeros: a new branch, or a replayed delivery)
+   * starts from the last todo commit dispatched in its history, so that no
+   * file already run is run again.
+   */
+  private async rangeStart(event: PushEvent): Promise<string | undefined> {
+    const { store } = this.options;
+    const last = this.dispatched;
+    const fromNothing = event.before === ZERO_SHA;
+    if (last === event.after) return fromNothing ? last : event.before;
+    if (last) {
+      if (await store.isAncestor(event.repo, event.after, last)) return undefined;
+      // Everything up to `last` in this history was dispatched: start there, whether the push's range overlaps it
+      // or begins after it (deliveries come out of order: the push before this one may not have arrived yet).
+      if (await store.isAncestor(event.repo, last, event.after)) return last;
+    }
+    if (!fromNothing) return event.before;
+    return (await this.lastRecordedIn(event.repo, event.after)) ?? ZERO_SHA;
+  }
+
+  /** The newest commit in `after`'s history at which tracking records a dispatch (its runs' Todo-Commit trailers). */
+  private async lastRecordedIn(repo: string, after: string): Promise<string | undefined> {
+    const { store, settings } = this.options;
+    const head = await store.head(settings.repos.tracking);
+    if (!head) return undefined;
+    const recorded = new Set<string>();
+    for await (const c of store.history(settings.repos.tracking, head)) {
+      const m = /^Todo-Commit: ([0-9a-f]{40})$/m.exec(c.message);
+      if (m) recorded.add(m[1]!);
+    }
+    if (!recorded.size) return undefined;
+    for await (const c of store.history(repo, after)) if (recorded.has(c.oid)) return c.oid;
+    return undefined;
   }
 
   /** Deleting a project file cancels its unfinished runs. */
@@ -115,9 +175,14 @@ export class Dispatcher {
    * Runs a finished run again as a new run: the same project file at the
    * same todo commit, built from the config repository as it is now (the
    * usual reason to re-run is a fixed worker image or a flaky task). The new
-   * run is `<first run>.r<n>` and records which run it repeats.
+   * run is `<first run>.r<n>` and records which run it repeats. With
+   * `failed`, only the tasks that did not succeed run; the others are
+   * recorded as reused from the run (see tracking/reuse.ts). With `pinned`,
+   * the run's own config commit is used instead of today's: the same
+   * Dockerfiles, built again if their images are gone. `config` and `tasks`
+   * run some tasks at a given config commit (what `gitjobs bisect` does).
    */
-  rerun(runId: string): Promise<RerunOutcome> {
+  rerun(runId: string, options: RerunOptions = {}): Promise<RerunOutcome> {
     return this.serial.run(() =>
       retryOnConflict(async (): Promise<RerunOutcome> => {
         const { store, settings } = this.options;
@@ -126,72 +191,50 @@ export class Dispatcher {
         const original = head && (await readRunRecord(repoTree(store, tracking), head, runId));
         if (!head || !original) return { outcome: 'unknown' };
         if (!isRunFinal(original)) return { outcome: 'unfinished', state: original.state };
-        const newId = nextRerunId(runId, await store.listDir(tracking, head, 'projects'));
-        this.pushBytes = 0;
+        if (options.failed && original.state === 'succeeded') return { outcome: 'nothing-failed' };
+        const reuse = options.failed ? await reusable(store, tracking, head, runId) : undefined;
+        // Re-runs are numbered from the first run: the next number no run has yet.
+        let newId = nextRerunId(runId, []);
+        for (let n = 2; await readRunRecord(repoTree(store, tracking), head, newId); n++) newId = `${firstRunOf(runId)}.r${n}`;
         await store.ensureCommit(settings.repos.todo, original.todoCommit);
-        const configCommit = await store.head(settings.repos.config);
+        const wanted = options.config ?? (options.pinned ? original.configCommit : undefined);
+        if (wanted) {
+          const there = await store.ensureCommit(settings.repos.config, wanted).then(() => true, () => false);
+          if (!there) return { outcome: 'refused', error: `the ${settings.repos.config} repository has no commit ${wanted}` };
+        }
+        const configCommit = wanted ?? (await store.head(settings.repos.config));
+        let only: Set<string> | undefined;
+        if (options.tasks) {
+          const has = new Set((await readRunView(repoTree(store, tracking), head, runId))?.tasks.map((t) => t.id));
+          const missing = options.tasks.filter((t) => !has.has(t));
+          if (missing.length || !options.tasks.length) return { outcome: 'refused', error: missing.length ? `run ${runId} has no task ${missing.join(', ')}` : 'no task named' };
+          only = new Set(options.tasks);
+        }
         this.options.log.info({ run: newId, rerunOf: runId }, 're-running');
-        return this.dispatchFileOnce(original.file, original.todoCommit, configCommit, { runId: newId, rerunOf: runId });
+        return recordRun(this.ctx, { file: original.file, todoCommit: original.todoCommit, configCommit, budget: new PushBudget(), rerun: { runId: newId, rerunOf: runId }, ...(reuse ? { reuse } : {}), ...(only ? { only } : {}) });
       }),
     );
   }
-
-  private dispatchFile(file: string, todoCommit: string, configCommit: string | undefined): Promise<DispatchOutcome> {
-    // Another gitjobs may write to tracking between our check and our commit: then check again.
-    return retryOnConflict(() => this.dispatchFileOnce(file, todoCommit, configCommit));
-  }
-
-  private async dispatchFileOnce(file: string, todoCommit: string, configCommit: string | undefined, rerun?: { runId: string; rerunOf: string }): Promise<DispatchOutcome> {
-    const { store, settings } = this.options;
-    const runId = rerun?.runId ?? runIdFor(file, todoCommit);
-    const rerunOf = rerun ? { rerunOf: rerun.rerunOf } : {};
-    const log = this.options.log.child({ run: runId });
-    const tracking = settings.repos.tracking;
-    const head = await store.head(tracking);
-    if (head && (await store.readFile(tracking, head, layout.runFile(runId))) !== undefined) {
-      log.info({ file }, 'run already recorded; duplicate push ignored');
-      return { file, run: runId, outcome: 'duplicate' };
-    }
-    const now = new Date().toISOString();
-    const text = await store.readFile(settings.repos.todo, todoCommit, file);
-    let project;
-    try {
-      if (text === undefined) throw new ProjectError(file, [{ path: '$', message: `${settings.repos.todo} has no ${file} at ${todoCommit.slice(0, 7)}` }]);
-      const bytes = Buffer.byteLength(text, 'utf8');
-      this.pushBytes += Math.min(bytes, PROJECT_LIMITS.fileBytes + 1);
-      if (bytes <= PROJECT_LIMITS.fileBytes && this.pushBytes > PUSH_BYTES) {
-        throw new ProjectError(file, [{ path: '$', message: `the push carries more than ${PUSH_BYTES} bytes of project files; this one is past the limit, push it again on its own` }]);
-      }
-      if (!configCommit) throw new ProjectError(file, [{ path: '$', message: `the ${settings.repos.config} repository has no ${settings.branch} branch to build workers from` }]);
-      project = parseProject(file, text);
-    } catch (err) {
-      if (!(err instanceof ProjectError)) throw err;
-      const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now, ...rerunOf });
-      await store.commit(tracking, { ...rejected, expectedHead: head });
-      log.warn({ file, error: rejected.run.error }, 'project rejected');
-      return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
-    }
-    const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf });
-    await store.commit(tracking, { changes: queued.changes, message: queued.message, expectedHead: head });
-    this.options.observer?.runQueued?.(queued.run);
-    for (const task of queued.tasks) await this.options.queue.publish('todo', todoFor(queued.run, task, settings, this.options.configUrl));
-    log.info({ file, tasks: queued.tasks.length }, 'run queued');
-    return { file, run: runId, outcome: 'queued', tasks: queued.tasks.length };
-  }
 }
 
-/** The TODO message for a task's next attempt. */
-export function todoFor(run: RunRecord, task: TaskRecord, settings: Settings, configUrl: string): TodoMessage {
-  return {
-    v: 1,
-    run: run.id,
-    task: task.id,
-    attempt: task.attempts + 1,
-    worker: run.worker ?? 'default',
-    argv: task.argv,
-    timeoutMs: task.timeoutMs,
-    limits: effectiveLimits(settings.limits, run.limits),
-    config: { url: configUrl, commit: run.configCommit! },
-    todoCommit: run.todoCommit,
-  };
+/**
+ * The results a re-run of a run's failed part reuses: each task that
+ * succeeded there, with its log and stdout, and where it comes from (for a
+ * task that was itself reused, the run it first succeeded in).
+ */
+async function reusable(store: GitStore, tracking: string, head: string, runId: string): Promise<Map<string, ReuseSource>> {
+  const view = await readRunView(repoTree(store, tracking), head, runId);
+  const out = new Map<string, ReuseSource>();
+  if (!view) return out;
+  const paths = runPaths(view.run);
+  const tree = repoTree(store, tracking);
+  for (const record of view.tasks) {
+    if (record.state !== 'succeeded') continue;
+    const log = (await store.readFile(tracking, head, paths.logFile(record.id))) ?? '';
+    // Layout 2 keeps stdout in the log unless stderr was mixed in (then it has its own file): one read, not two.
+    const stdout = paths.layout === 2 && !record.stdoutFile ? log : await readStdout(tree, head, paths, record);
+    out.set(record.id, { from: record.reusedFrom ?? { run: runId, task: record.id, commit: head }, record, log, stdout });
+  }
+  return out;
 }
+

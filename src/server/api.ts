@@ -2,25 +2,28 @@
  * The JSON API: runs and tasks read from tracking (the system of record),
  * cancellation and re-runs. Routes validate, call the core and answer.
  */
-import { sameSecret } from '../core/same-secret.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import { changeGuard, type Access } from './access.js';
 import type { CancelOutcome } from '../collector/collector.js';
-import type { RerunOutcome } from '../dispatcher/dispatcher.js';
-import { readRunView, repoTree } from '../core/run-reader.js';
+import type { RerunOptions, RerunOutcome } from '../dispatcher/dispatcher.js';
+import { readResultJson, readResultText, readRunView, repoTree } from '../core/run-reader.js';
 import type { TrackingIndex } from '../core/tracking-index.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
 import { isRunFinal } from '../core/run.js';
+import { diffRuns } from '../core/run-diff.js';
+import { sidesOf } from './run-sides.js';
 
 export interface ApiOptions {
   store: GitStore;
   trackingRepo: string;
+  doneRepo: string;
   /** Run summaries and run commits, read from tracking incrementally. */
   index: TrackingIndex;
   cancel: (runId: string, reason: string) => Promise<CancelOutcome>;
-  rerun: (runId: string) => Promise<RerunOutcome>;
-  /** Bearer token for endpoints that change anything; without one, only loopback clients may. */
-  apiToken: string | undefined;
+  rerun: (runId: string, options: RerunOptions) => Promise<RerunOutcome>;
+  /** Who may change anything (access.ts): the API token when one is set, else loopback clients. */
+  access: Access;
   /** Where a tracking commit can be seen: the built-in host's plain text, or the forge's commit page. */
   commitUrl: (sha: string) => string;
 }
@@ -28,22 +31,10 @@ export interface ApiOptions {
 const RUN_PARAMS = { type: 'object', properties: { run: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }, required: ['run'] } as const;
 const PROGRESS = { type: 'object', properties: { done: { type: 'integer' }, failed: { type: 'integer' }, total: { type: 'integer' } } } as const;
 
-/** Endpoints that change anything: the bearer token when one is set, else loopback only. */
-export function authorise(request: FastifyRequest, reply: FastifyReply, apiToken: string | undefined): boolean {
-  if (apiToken) {
-    const m = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-    if (m && sameSecret(m[1]!, apiToken)) return true;
-    void reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'this endpoint needs `Authorization: Bearer <GITJOBS_API_TOKEN>`' });
-    return false;
-  }
-  if (/^(127\.|::1$|::ffff:127\.)/.test(request.ip)) return true;
-  void reply.code(403).send({ error: 'set GITJOBS_API_TOKEN to allow changes from other hosts' });
-  return false;
-}
-
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { store, trackingRepo, index } = options;
   const source = repoTree(store, trackingRepo);
+  const guard = changeGuard(options.access);
 
   app.get(
     '/api/runs',
@@ -74,19 +65,53 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     },
   );
 
-  app.get<{ Params: { run: string } }>('/api/runs/:run', { schema: { summary: 'A run, its tasks and its commits', params: RUN_PARAMS } }, async (request, reply) => {
-    if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
-    const head = await store.head(trackingRepo);
-    const view = head && (await readRunView(source, head, request.params.run));
-    if (!view) return reply.code(404).send({ error: `no run ${request.params.run} in ${trackingRepo}` });
-    // The run's commits, oldest first: each transition links to its commit.
-    const commits = (await index.commitsOf(request.params.run, head, isRunFinal(view.run))).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
-    return { repo: trackingRepo, tracking: head, ...view, tasks: view.tasks.map(({ stdout, ...t }) => t), commits };
-  });
+  app.get<{ Params: { run: string }; Querystring: { tasks?: boolean; commits?: boolean } }>(
+    '/api/runs/:run',
+    {
+      schema: {
+        summary: 'A run, its tasks and its commits; with tasks=false, the run and its progress only (cheap to poll)',
+        params: RUN_PARAMS,
+        querystring: { type: 'object', properties: { tasks: { type: 'boolean', default: true }, commits: { type: 'boolean', default: true } } },
+      },
+    },
+    async (request, reply) => {
+      const runId = request.params.run;
+      if (!isValidId(runId)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(runId)}` });
+      if (request.query.tasks === false) {
+        // From the index: only what changed in the run's folder since the last look is read.
+        const { head, summary, record } = await index.summary(runId);
+        if (!summary || !record) return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
+        const { tasks, ...run } = record;
+        return { repo: trackingRepo, tracking: head, run, progress: { ...summary.progress, running: summary.taskStates.running ?? 0 }, taskStates: summary.taskStates };
+      }
+      const head = await store.head(trackingRepo);
+      const view = head && (await readRunView(source, head, runId));
+      if (!view) return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
+      const progress = { ...view.progress, running: view.tasks.filter((t) => t.state === 'running').length };
+      // The run's commits, oldest first: each transition links to its commit.
+      const commits = request.query.commits === false ? undefined : (await index.commitsOf(runId, head, isRunFinal(view.run))).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
+      return { repo: trackingRepo, tracking: head, ...view, progress, tasks: view.tasks.map(({ stdout, ...t }) => t), ...(commits ? { commits } : {}) };
+    },
+  );
+
+  app.get<{ Params: { run: string } }>(
+    '/api/runs/:run/result',
+    { schema: { summary: "A finished run's result, from the done repository: result.json and result.txt", params: RUN_PARAMS } },
+    async (request, reply) => {
+      const runId = request.params.run;
+      if (!isValidId(runId)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(runId)}` });
+      const head = await store.head(options.doneRepo);
+      const text = head && (await readResultText(repoTree(store, options.doneRepo), head, runId));
+      if (!head || text === undefined) return reply.code(404).send({ error: `no result for ${runId} in ${options.doneRepo} (yet)` });
+      const json = await readResultJson(repoTree(store, options.doneRepo), head, runId);
+      return { repo: options.doneRepo, done: head, result: json, text };
+    },
+  );
 
   app.post<{ Params: { run: string }; Body: { reason?: string } | undefined }>(
     '/api/runs/:run/cancel',
     {
+      onRequest: guard,
       schema: {
         summary: 'Cancel a run (bearer token when GITJOBS_API_TOKEN is set)',
         params: RUN_PARAMS,
@@ -95,37 +120,67 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       },
     },
     async (request, reply) => {
-    if (!authorise(request, reply, options.apiToken)) return reply;
-    if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
-    const reason = typeof request.body?.reason === 'string' && request.body.reason.trim() ? request.body.reason.trim().slice(0, 200) : 'cancelled through the API';
-    const r = await options.cancel(request.params.run, reason);
-    if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${request.params.run}` });
-    if (r.outcome === 'finished') return reply.code(409).send({ error: `run ${request.params.run} is already ${r.state}` });
-    return reply.code(202).send({ cancelled: true, tasks: r.tasks });
-  },
+      if (!isValidId(request.params.run)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(request.params.run)}` });
+      const reason = typeof request.body?.reason === 'string' && request.body.reason.trim() ? request.body.reason.trim().slice(0, 200) : 'cancelled through the API';
+      const r = await options.cancel(request.params.run, reason);
+      if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${request.params.run}` });
+      if (r.outcome === 'finished') return reply.code(409).send({ error: `run ${request.params.run} is already ${r.state}` });
+      return reply.code(202).send({ cancelled: true, tasks: r.tasks });
+    },
   );
 
-  app.post<{ Params: { run: string } }>(
+  app.post<{ Params: { run: string }; Body: RerunOptions | undefined }>(
     '/api/runs/:run/rerun',
     {
+      onRequest: guard,
       schema: {
-        summary: 'Run a finished run again as a new run: same project file and todo commit, current config (bearer token when GITJOBS_API_TOKEN is set)',
+        summary:
+          'Run a finished run again as a new run: same project file and todo commit, current config (with {"pinned": true}, the config commit the run had); with {"failed": true} only the tasks that did not succeed run, the others are recorded as reused; {"tasks": [...], "config": SHA} runs some tasks at a config commit (bisect) (bearer token when GITJOBS_API_TOKEN is set)',
         params: RUN_PARAMS,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            failed: { type: 'boolean' },
+            pinned: { type: 'boolean' },
+            config: { type: 'string', pattern: '^[0-9a-f]{40}$' },
+            tasks: { type: 'array', maxItems: 10_000, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } },
+          },
+        },
         security: [{ bearer: [] }],
         response: {
-          202: { type: 'object', properties: { run: { type: 'string' }, rerunOf: { type: 'string' }, outcome: { type: 'string', enum: ['queued', 'rejected'] }, tasks: { type: 'integer' }, error: { type: 'string' } } },
+          202: { type: 'object', properties: { run: { type: 'string' }, rerunOf: { type: 'string' }, outcome: { type: 'string', enum: ['queued', 'rejected'] }, tasks: { type: 'integer' }, reused: { type: 'integer' }, error: { type: 'string' } } },
         },
       },
     },
     async (request, reply) => {
-      if (!authorise(request, reply, options.apiToken)) return reply;
       const runId = request.params.run;
       if (!isValidId(runId)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(runId)}` });
-      const r = await options.rerun(runId);
+      const body = request.body ?? {};
+      const r = await options.rerun(runId, { failed: body.failed === true, pinned: body.pinned === true, ...(body.config ? { config: body.config } : {}), ...(body.tasks ? { tasks: body.tasks } : {}) });
       if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
       if (r.outcome === 'unfinished') return reply.code(409).send({ error: `run ${runId} is still ${r.state}; it can be re-run once it has finished (or cancel it first)` });
       if (r.outcome === 'duplicate') return reply.code(409).send({ error: `run ${r.run} already exists` });
-      return reply.code(202).send({ run: r.run, rerunOf: runId, outcome: r.outcome, ...(r.outcome === 'queued' ? { tasks: r.tasks } : { error: r.error }) });
+      if (r.outcome === 'refused') return reply.code(400).send({ error: r.error });
+      if (r.outcome === 'nothing-failed') return reply.code(409).send({ error: `every task of run ${runId} succeeded: nothing to re-run (re-run it whole without "failed")` });
+      return reply.code(202).send({ run: r.run, rerunOf: runId, outcome: r.outcome, ...(r.outcome === 'queued' ? { tasks: r.tasks, ...(r.reused ? { reused: r.reused } : {}) } : { error: r.error }) });
+    },
+  );
+
+  app.get<{ Params: { run: string; other: string } }>(
+    '/api/runs/:run/diff/:other',
+    {
+      schema: {
+        summary: 'Two runs task by task: state, exit code, output (blob id), image, and duration, and which of these changed',
+        params: { type: 'object', properties: { run: RUN_PARAMS.properties.run, other: RUN_PARAMS.properties.run }, required: ['run', 'other'] },
+      },
+    },
+    async (request, reply) => {
+      const { run, other } = request.params;
+      const head = await store.head(trackingRepo);
+      const [a, b] = head ? await Promise.all([sidesOf(store, trackingRepo, head, run), sidesOf(store, trackingRepo, head, other)]) : [];
+      if (!a || !b) return reply.code(404).send({ error: `no run ${!a ? run : other} in ${trackingRepo}` });
+      return { repo: trackingRepo, tracking: head, ...diffRuns({ id: run, tasks: a }, { id: other, tasks: b }) };
     },
   );
 }

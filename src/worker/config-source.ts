@@ -1,7 +1,9 @@
 /**
  * Where a worker gets its Dockerfile: the config repository, fetched over
  * Git at the commit the run was dispatched with, `workers/<name>/` exported
- * to a local folder once per (commit, name).
+ * to a local folder once per (commit, name), with the folder's tree id
+ * beside it (images are keyed by it: a commit that does not touch a worker
+ * does not build it again).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +19,8 @@ export class ConfigSource {
   constructor(
     private readonly cacheDir: string,
     private readonly branch = 'main',
+    /** GITJOBS_API_TOKEN, for a built-in host that mirrors a forge and so guards reads too. */
+    private readonly token?: string,
   ) {}
 
   worker(url: string, commit: string, name: string): Promise<WorkerSource> {
@@ -46,14 +50,18 @@ export class ConfigSource {
 
   private async export(url: string, commit: string, name: string): Promise<WorkerSource> {
     const dir = path.join(this.cacheDir, 'workers', `${name}-${commit.slice(0, 12)}`);
-    if (fs.existsSync(dir)) return { name, commit, dir };
+    const treeFile = `${dir}.tree`;
+    if (fs.existsSync(dir) && fs.existsSync(treeFile)) return { name, commit, dir, tree: fs.readFileSync(treeFile, 'utf8').trim() };
     let repo = this.repos.get(url);
     // Each process fetches into mirrors of its own: two processes rewriting one repository's config race.
-    if (!repo) this.repos.set(url, (repo = new RemoteRepo(url, this.branch, this.reposDir())));
+    if (!repo) this.repos.set(url, (repo = new RemoteRepo(url, this.branch, this.reposDir(), this.token)));
     if (!(await repo.hasCommit(commit))) await repo.fetch();
     if (!(await repo.hasCommit(commit))) throw new Error(`config commit ${commit.slice(0, 7)} is not on ${url} (${this.branch})`);
-    await repo.exportDir(commit, `workers/${name}`, dir);
-    return { name, commit, dir };
+    const tree = await repo.treeId(commit, `workers/${name}`).catch(() => undefined);
+    if (!fs.existsSync(dir)) await repo.exportDir(commit, `workers/${name}`, dir);
+    if (!tree) return { name, commit, dir };
+    fs.writeFileSync(treeFile, `${tree}\n`);
+    return { name, commit, dir, tree };
   }
 }
 

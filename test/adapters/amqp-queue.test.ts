@@ -1,6 +1,9 @@
 /** The Queue port against the real RabbitMQ. */
+import amqp from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmqpQueue, redactUrl } from '../../src/adapters/amqp/queue.js';
+import { DONE_DELIVERY_LIMIT } from '../../src/adapters/amqp/topology.js';
+import type { TaskEvent, TodoMessage } from '../../src/core/channels.js';
 import { ServiceUnavailableError } from '../../src/core/errors.js';
 import { prefixedQueues } from '../../src/core/settings.js';
 import { AMQP_URL } from '../helpers/stack.js';
@@ -13,30 +16,65 @@ afterEach(async () => {
   }
 });
 
-async function connect() {
-  const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(`test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) });
+async function connect(prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) {
+  const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(prefix) });
   open.push(q);
   return q;
 }
 
+const todo = (i: number): TodoMessage => ({
+  v: 1,
+  run: 'r-1234567',
+  task: `t${i}`,
+  attempt: 1,
+  worker: 'default',
+  argv: ['true'],
+  timeoutMs: 1000,
+  limits: { memoryBytes: 1, nanoCpus: 1, pids: 8 },
+  config: { url: 'http://x/config.git', commit: 'c'.repeat(40) },
+  todoCommit: 'a'.repeat(40),
+});
+
+const started = (task: string): TaskEvent => ({ v: 1, kind: 'started', run: 'r-1234567', task, attempt: 1, host: 'h', image: 'i', at: '2026-01-01T00:00:00.000Z' });
+
 describe('AmqpQueue', () => {
-  it('delivers confirmed messages in order and acks after the handler', async () => {
+  it('delivers confirmed messages in order, decoded', async () => {
     const q = await connect();
-    for (let i = 0; i < 20; i++) await q.publish('todo', { i });
+    for (let i = 0; i < 20; i++) await q.publish('todo', todo(i));
     expect(await q.depth('todo')).toBe(20);
-    const seen: number[] = [];
+    const seen: string[] = [];
     await new Promise<void>((resolve) => {
-      void q.consume('todo', { prefetch: 1 }, async (content) => {
-        seen.push(JSON.parse(content.toString()).i);
+      void q.consume('todo', { prefetch: 1 }, async (message) => {
+        seen.push(message.task);
         if (seen.length === 20) resolve();
       });
     });
-    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => `t${i}`));
+  });
+
+  it('acks a message only once its handler resolves: a consumer that dies before gives it back', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const q = await connect(prefix);
+    await q.publish('todo', todo(1));
+    const consumerSide = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(prefix) });
+    let handed!: () => void;
+    const inHand = new Promise<void>((r) => (handed = r));
+    await consumerSide.consume('todo', { prefetch: 1 }, () => {
+      handed();
+      return new Promise(() => undefined); // never resolves
+    });
+    await inHand;
+    expect(await q.depth('todo')).toBe(0); // delivered, unacked
+    await consumerSide.close(); // the connection goes, as when a worker dies
+    for (let i = 0; i < 50 && (await q.depth('todo')) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await q.depth('todo')).toBe(1);
+    const again = await new Promise<TodoMessage>((resolve) => void q.consume('todo', { prefetch: 1 }, async (m) => resolve(m)));
+    expect(again.task).toBe('t1');
   });
 
   it('requeues a message whose handler fails, and delivers it again', async () => {
     const q = await connect();
-    await q.publish('done', { hello: 'again' });
+    await q.publish('done', started('again'));
     let calls = 0;
     await new Promise<void>((resolve) => {
       void q.consume('done', { prefetch: 1 }, async () => {
@@ -48,10 +86,69 @@ describe('AmqpQueue', () => {
     expect(calls).toBe(2);
   });
 
-  it('declares durable quorum queues', async () => {
+  it('sends a message that does not decode to DEAD with the schema error, and delivers the next', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const q = await connect(prefix);
+    const raw = await amqp.connect(AMQP_URL);
+    const ch = await raw.createConfirmChannel();
+    await new Promise((r) => ch.sendToQueue(`${prefix}.DONE`, Buffer.from('{"kind":"started"}'), { persistent: true }, r));
+    await raw.close();
+    await q.publish('done', started('good'));
+    const got = await new Promise<TaskEvent>((resolve) => void q.consume('done', { prefetch: 1 }, async (m) => resolve(m)));
+    expect(got.task).toBe('good');
+    const dead = JSON.parse((await q.take('dead'))!.toString());
+    expect(dead).toMatchObject({ v: 1, channel: 'done', body: '{"kind":"started"}' });
+    expect(dead.reason).toMatch(/^DONE: message does not match its schema: /);
+  });
+
+  it('moves a DONE message that always fails to DEAD after its delivery limit, instead of looping', async () => {
     const q = await connect();
-    // Declaring the same name as a classic queue must clash with the quorum one.
-    await expect(AmqpQueue.connect({ url: AMQP_URL, queues: (q as unknown as { options: { queues: { todo: string; done: string } } }).options.queues, queueType: 'classic' })).rejects.toThrow(/PRECONDITION_FAILED|inequivalent arg/);
+    await q.publish('done', started('poison'));
+    let calls = 0;
+    const consumer = await q.consume('done', { prefetch: 1 }, async () => {
+      calls++;
+      throw new Error('always fails');
+    });
+    const deadline = Date.now() + 60_000;
+    let dead: Buffer | undefined;
+    while (!dead && Date.now() < deadline) {
+      dead = await q.take('dead');
+      if (!dead) await new Promise((r) => setTimeout(r, 200));
+    }
+    await consumer.cancel();
+    expect(JSON.parse(dead!.toString())).toMatchObject({ kind: 'started', task: 'poison' });
+    // Delivered up to the limit, then no more.
+    expect(calls).toBe(DONE_DELIVERY_LIMIT + 1);
+    expect(await q.depth('done')).toBe(0);
+  });
+
+  it('publishes on a new confirm channel when the broker closed the old one (a publish to an exchange deleted under it)', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const q = await connect(prefix);
+    const raw = await amqp.connect(AMQP_URL);
+    await (await raw.createChannel()).deleteExchange(`${prefix}.OUTPUT`);
+    await raw.close();
+    await expect(q.broadcast('output', { run: 'r-1234567', task: 't', attempt: 1, seq: 0, data: 'x' })).rejects.toThrow();
+    await q.publish('done', started('after'));
+    expect(await q.depth('done')).toBe(1);
+  });
+
+  it('declares durable quorum queues', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    await connect(prefix);
+    const raw = await amqp.connect(AMQP_URL);
+    try {
+      // Declaring the same name with other properties must clash: not durable, or a classic queue.
+      for (const options of [{ durable: false, arguments: { 'x-queue-type': 'quorum' } }, { durable: true, arguments: { 'x-queue-type': 'classic' } }]) {
+        const ch = await raw.createChannel();
+        ch.on('error', () => undefined);
+        await expect(ch.assertQueue(`${prefix}.TODO`, options)).rejects.toThrow(/PRECONDITION_FAILED|inequivalent arg/);
+      }
+      const ch = await raw.createChannel();
+      expect((await ch.assertQueue(`${prefix}.TODO`, { durable: true, arguments: { 'x-queue-type': 'quorum' } })).queue).toBe(`${prefix}.TODO`);
+    } finally {
+      await raw.close();
+    }
   });
 
   it('says which broker cannot be reached and how to start one, without the password', async () => {

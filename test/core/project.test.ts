@@ -74,6 +74,20 @@ describe('parseProject', () => {
     expect(problems('projects/j.json', JSON.stringify({ tasks: [{ id: 'a', run: 'x' }], reduce: 'avg' }))).toContain('$.reduce:');
   });
 
+  it('takes a timeout of up to 24 h, and refuses a longer one naming the rule', () => {
+    expect(parseProject('projects/t.json', JSON.stringify({ timeout: '24h', tasks: [{ id: 'a', run: 'true' }] })).tasks[0]!.timeoutMs).toBe(24 * 3_600_000);
+    const problems = (text: object) => {
+      try {
+        parseProject('projects/t.json', JSON.stringify(text));
+        return [];
+      } catch (err) {
+        return (err as ProjectError).problems;
+      }
+    };
+    expect(problems({ timeout: '25h', tasks: [{ id: 'a', run: 'true' }] })).toEqual([{ path: '$.timeout', message: 'at most 24h' }]);
+    expect(problems({ tasks: [{ id: 'a', run: 'true', timeout: '1441m' }] })).toEqual([{ path: '$.tasks[0].timeout', message: 'at most 24h' }]);
+  });
+
   it('says where JSON syntax breaks', () => {
     expect(problems('projects/bad.json', '{\n  "tasks": [\n    {"id": "a",}\n  ]\n}')).toMatch(/^projects\/bad\.json: \$: not valid JSON \(line 3, column \d+\)/);
   });

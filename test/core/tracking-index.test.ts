@@ -5,22 +5,29 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
-import type { TaskEvent } from '../../src/core/messages.js';
+import type { TaskEvent } from '../../src/core/channels.js';
 import { parseProject } from '../../src/core/project.js';
 import { TrackingIndex } from '../../src/core/tracking-index.js';
-import { applyEvent, queuedRun } from '../../src/core/tracking.js';
+import { readRunView, repoTree } from '../../src/core/run-reader.js';
+import { applyEvent } from '../../src/core/tracking/apply-event.js';
+import { queuedRun } from '../../src/core/tracking/queue-run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import type { RunRecord } from '../../src/core/run.js';
 import { tmpdir } from '../helpers/stack.js';
 
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const stores: LocalGitStore[] = [];
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }));
+});
 const at = '2026-01-01T00:00:00.000Z';
 
 async function setup() {
   const root = tmpdir('index');
   dirs.push(root);
   const real = new LocalGitStore(root);
+  stores.push(real);
   await real.create('t');
   // The same store, counting what the index reads from it.
   const reads = { files: 0, commits: 0 };
@@ -75,14 +82,36 @@ describe('TrackingIndex', () => {
     await transition(real, b.run, t, 'finished');
     reads.files = 0;
     const second = await index.runs();
-    // run.json and two task files of b; nothing of a.
-    expect(reads.files).toBe(3);
+    // The one task file that changed (this test's transitions leave run.json as it was); nothing of a.
+    expect(reads.files).toBe(1);
     expect(second.runs.find((r) => r.id === 'b-0000002')!.taskStates).toEqual({ succeeded: 1, queued: 1 });
     expect(second.runs.find((r) => r.id === 'a-0000001')).toBe(first.runs.find((r) => r.id === 'a-0000001'));
     reads.files = 0;
     await index.runs();
     expect(reads.files).toBe(0);
     void a;
+  });
+
+  it('reads only the task files that changed in a run whose tasks fan out into folders', async () => {
+    const { real, reads, index } = await setup();
+    const big = await queue(real, 'big-0000001', 600);
+    const first = await index.summary('big-0000001');
+    expect(first.summary!.progress).toEqual({ done: 0, failed: 0, total: 600 });
+    // The run was started by its first task; three tasks finish.
+    let run = big.run;
+    for (const task of big.tasks.slice(0, 3)) {
+      const t = await transition(real, run, task, 'started');
+      run = { ...run, state: 'running' };
+      await transition(real, run, t, 'finished');
+    }
+    reads.files = 0;
+    const second = await index.summary('big-0000001');
+    expect(second.summary!.progress).toEqual({ done: 3, failed: 0, total: 600 });
+    expect(second.summary!.taskStates).toEqual({ succeeded: 3, queued: 597 });
+    expect(reads.files).toBe(3);
+    // The same answer as a full read.
+    const full = await readRunView(repoTree(real, 't'), (await real.head('t'))!, 'big-0000001');
+    expect(full!.progress).toEqual(second.summary!.progress);
   });
 
   it('finds a run’s commits walking back only to its first commit, then only to the last walk', async () => {

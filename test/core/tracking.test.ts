@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { TaskEvent } from '../../src/core/messages.js';
+import type { TaskEvent } from '../../src/core/channels.js';
 import { parseProject } from '../../src/core/project.js';
 import { reduce } from '../../src/core/reduce.js';
 import type { RunRecord } from '../../src/core/run.js';
 import { canTransition, type TaskRecord } from '../../src/core/task.js';
-import { applyEvent, completeRun, queuedRun, rejectedRun, requeue } from '../../src/core/tracking.js';
+import { applyEvent } from '../../src/core/tracking/apply-event.js';
+import { completeRun } from '../../src/core/tracking/complete-run.js';
+import { queuedRun, rejectedRun } from '../../src/core/tracking/queue-run.js';
+import { requeue } from '../../src/core/tracking/task-steps.js';
 
 const TODO = 'a'.repeat(40);
 const CONFIG = 'c'.repeat(40);
@@ -26,7 +29,9 @@ describe('task state machine', () => {
     expect(canTransition('running', 'succeeded')).toBe(true);
     expect(canTransition('running', 'failed')).toBe(true);
     expect(canTransition('failed', 'queued')).toBe(true);
-    expect(canTransition('queued', 'succeeded')).toBe(false);
+    // queued -> succeeded only for a result reused from an earlier run; never queued -> failed.
+    expect(canTransition('queued', 'succeeded')).toBe(true);
+    expect(canTransition('queued', 'failed')).toBe(false);
     expect(canTransition('succeeded', 'running')).toBe(false);
   });
 });
@@ -36,7 +41,7 @@ describe('tracking reducer', () => {
     const q = fresh();
     expect(q.message.split('\n')[0]).toBe('p-1234567: queued (2 tasks from projects/p.json)');
     expect(q.message).toContain(`Todo-Commit: ${TODO}`);
-    expect(q.changes.map((c) => c.path)).toEqual(['projects/p-1234567/run.json', 'projects/p-1234567/tasks/a.json', 'projects/p-1234567/tasks/b.json']);
+    expect(q.changes.map((c) => c.path)).toEqual(['runs/9/8/p-1234567/run.json', 'runs/9/8/p-1234567/tasks.jsonl', 'runs/9/8/p-1234567/tasks/a.json', 'runs/9/8/p-1234567/tasks/b.json']);
   });
 
   it('turns started and finished into one commit each, with trailers', () => {
@@ -50,7 +55,7 @@ describe('tracking reducer', () => {
     expect(end.message.split('\n')[0]).toBe('p-1234567/a: running -> succeeded (exit 0, 0.41s)');
     expect(end.message).toMatch(/Worker-Host: h1\nImage: sha256:img/);
     expect(end.task.state).toBe('succeeded');
-    expect(end.changes.map((c) => c.path)).toContain('projects/p-1234567/logs/a.log');
+    expect(end.changes.map((c) => c.path)).toEqual(['runs/9/8/p-1234567/tasks/a.json', 'runs/9/8/p-1234567/tasks/a.log']);
   });
 
   it('ignores duplicates and stale attempts', () => {

@@ -3,7 +3,8 @@
  * (the prototype's Flask role), the runs API and its OpenAPI description.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { connect } from 'amqplib';
+import { AMQP_URL, startStack, type Stack } from '../helpers/stack.js';
 
 const TOKEN = 'queue-service-token-123456';
 let stack: Stack;
@@ -41,17 +42,52 @@ describe('queue web services', () => {
     expect((await fetch(`${base}/api/queues/${queue}/messages`, { headers: auth })).status).toBe(404);
   });
 
-  it('refuses without the token, with a wrong one, bad names, and gitjobs’ own queues', async () => {
+  it('refuses without the token, with a wrong one, and bad names', async () => {
     expect((await fetch(`${base}/api/queues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x' }) })).status).toBe(401);
     expect((await fetch(`${base}/api/queues/x/messages`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     const bad = await fetch(`${base}/api/queues`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'no spaces please' }) });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toContain('queue names are 1 to 100 characters');
-    const own = stack.settings.queues.todo;
-    const del = await fetch(`${base}/api/queues/${own}`, { method: 'DELETE', headers: auth });
-    expect(del.status).toBe(403);
-    expect((await del.json()).error).toBe(`${own} is one of gitjobs' own queues and cannot be used through this service`);
-    expect((await fetch(`${base}/api/queues/${stack.settings.queues.done}/messages`, { headers: auth })).status).toBe(403);
+  });
+
+  it('reach only queues of their own namespace: never gitjobs’ own, nor another installation’s', async () => {
+    const foreign = `foreign-${process.pid}.TODO`;
+    const amqp = await connect(AMQP_URL);
+    const ch = await amqp.createChannel();
+    try {
+      await ch.assertQueue(foreign, { durable: true });
+      await ch.sendToQueue(foreign, Buffer.from('theirs'));
+      for (const name of [stack.settings.queues.todo, stack.settings.queues.done, foreign]) {
+        expect((await fetch(`${base}/api/queues/${name}`, { method: 'DELETE', headers: auth })).status, name).toBe(404);
+        expect((await fetch(`${base}/api/queues/${name}/messages`, { headers: auth })).status, name).toBe(404);
+      }
+      // A queue of that name made through the service is another queue, in the namespace.
+      expect((await fetch(`${base}/api/queues`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: foreign }) })).status).toBe(201);
+      expect((await fetch(`${base}/api/queues/${foreign}/messages`, { headers: auth })).status).toBe(204);
+      expect((await fetch(`${base}/api/queues/${foreign}`, { method: 'DELETE', headers: auth })).status).toBe(204);
+      expect((await ch.checkQueue(foreign)).messageCount).toBe(1);
+      expect((await ch.checkQueue(stack.settings.queues.todo)).queue).toBe(stack.settings.queues.todo);
+    } finally {
+      await ch.deleteQueue(foreign).catch(() => undefined);
+      await amqp.close();
+    }
+  });
+
+  it('serve a message as it was sent only when it is JSON or plain text, never sniffed', async () => {
+    const name = `typed-${process.pid}`;
+    await fetch(`${base}/api/queues`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+    try {
+      await fetch(`${base}/api/queues/${name}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'text/html' }, body: '<script>alert(1)</script>' });
+      const html = await fetch(`${base}/api/queues/${name}/messages`, { headers: auth });
+      expect(html.headers.get('content-type')).toBe('application/octet-stream');
+      expect(html.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(html.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+      expect(await html.text()).toBe('<script>alert(1)</script>');
+      const form = await fetch(`${base}/api/queues/${name}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' });
+      expect(form.status).toBe(400);
+    } finally {
+      await fetch(`${base}/api/queues/${name}`, { method: 'DELETE', headers: auth });
+    }
   });
 });
 

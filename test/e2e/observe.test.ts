@@ -24,12 +24,13 @@ afterAll(async () => {
 });
 
 /** Reads Server-Sent Events from a URL until `until` says stop. */
-async function sse(url: string, until: (events: { event: string; data: unknown; at: number }[]) => boolean, timeoutMs = 30_000) {
+async function sse(url: string, until: (events: { event: string; data: unknown; at: number }[]) => boolean, timeoutMs = 30_000, opened?: () => void) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const events: { event: string; data: unknown; at: number }[] = [];
   const res = await fetch(url, { signal: controller.signal });
   expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  opened?.();
   try {
     for await (const e of readEvents(res.body as unknown as AsyncIterable<Uint8Array>)) {
       events.push({ ...e, at: Date.now() });
@@ -59,21 +60,44 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 
 describe('live logs', () => {
   it('stream a running task’s output before the task ends, then end with its state', async () => {
-    const commit = await stack.push({ 'projects/stream.json': JSON.stringify({ tasks: [{ id: 's', run: 'echo first; sleep 3; echo second' }] }) });
+    // The task would run ten minutes after its first line: seeing that line while tracking says it runs is seeing it live.
+    const commit = await stack.push({ 'projects/stream.json': JSON.stringify({ tasks: [{ id: 's', run: 'echo first; sleep 600; echo never' }] }) });
     const runId = runIdFor('projects/stream.json', commit);
     await waitFor('running', async () => (await stack.readRun(runId))?.tasks[0]!.state === 'running');
-    const events = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => ev.some((e) => e.event === 'end'));
-    const text = events.filter((e) => e.event === 'output').map((e) => e.data as string).join('');
-    expect(text).toBe('first\nsecond\n');
-    const first = events.find((e) => e.event === 'output' && (e.data as string).includes('first'))!;
-    const end = events.find((e) => e.event === 'end')!;
-    expect(end.data).toEqual({ state: 'succeeded', exitCode: 0 });
-    // "first" came well before the task ended.
-    expect(end.at - first.at).toBeGreaterThan(1500);
-    // Once finished, the whole log comes from tracking.
+    let whileRunning: Promise<string> | undefined;
+    const events = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => {
+      if (!whileRunning && ev.some((e) => e.event === 'output' && (e.data as string).includes('first'))) {
+        whileRunning = (async () => {
+          const state = (await stack.readRun(runId))!.tasks[0]!.state;
+          await fetch(`${base}/api/runs/${runId}/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+          return state;
+        })();
+      }
+      return ev.some((e) => e.event === 'end');
+    });
+    expect(await whileRunning).toBe('running');
+    expect(events.filter((e) => e.event === 'output').map((e) => e.data as string).join('')).toBe('first\n');
+    expect(events.at(-1)).toMatchObject({ event: 'end', data: { state: 'cancelled', exitCode: null } });
+    // What it printed before it was killed is kept as its log in tracking, once its worker reports it.
+    const logs = await waitFor('the cancelled task’s log in tracking', async () => {
+      const r = await cli([process.execPath, CLI, 'logs', runId, 's', '--url', base]);
+      return r.stdout === 'first\n' && r;
+    });
+    expect(logs.stdout).not.toContain('never');
+    const after = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => ev.some((e) => e.event === 'end'));
+    expect(after.map((e) => e.event)).toEqual(['log', 'end']);
+    expect(after[0]!.data).toBe('first\n');
+    expect(after.at(-1)).toMatchObject({ event: 'end', data: { state: 'cancelled' } });
+  });
+
+  it('end with the whole log from tracking once the task is done, for the API and `gitjobs logs`', async () => {
+    const commit = await stack.push({ 'projects/logged.json': JSON.stringify({ tasks: [{ id: 's', run: 'echo first; echo second' }] }) });
+    const runId = runIdFor('projects/logged.json', commit);
+    await stack.waitForRun(runId);
     const after = await sse(`${base}/api/runs/${runId}/tasks/s/log`, (ev) => ev.some((e) => e.event === 'end'));
     expect(after.map((e) => e.event)).toEqual(['log', 'end']);
     expect(after[0]!.data).toBe('first\nsecond\n');
+    expect(after[1]!.data).toMatchObject({ state: 'succeeded', exitCode: 0 });
     const logs = await cli([process.execPath, CLI, 'logs', runId, 's', '--url', base]);
     expect(logs.stdout).toBe('first\nsecond\n');
   });
@@ -97,8 +121,13 @@ describe('metrics', () => {
     const before = parse(await res.text());
     const commit = await stack.push({ 'projects/metered.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 'echo b' }] }) });
     await stack.waitForRun(runIdFor('projects/metered.json', commit));
-    const after = parse(await (await fetch(`${base}/metrics`)).text());
     const finished = (m: Map<string, number>) => m.get('gitjobs_runs_finished_total{state="succeeded"}') ?? 0;
+    // The finish is counted once its tracking commit is written, which a reader of tracking may see a moment earlier.
+    let after = new Map<string, number>();
+    await waitFor('the finished run counted in /metrics', async () => {
+      after = parse(await (await fetch(`${base}/metrics`)).text());
+      return finished(after) > finished(before);
+    }, 10_000);
     expect(finished(after)).toBe(finished(before) + 1);
     expect(after.get('gitjobs_transitions_total{to="succeeded"}')! - (before.get('gitjobs_transitions_total{to="succeeded"}') ?? 0)).toBe(2);
     expect(after.get('gitjobs_task_duration_seconds_count{state="succeeded"}')).toBeGreaterThanOrEqual(2);
@@ -182,7 +211,7 @@ describe('dashboard', () => {
     const stateCell = page.locator('tr[data-task="long"] td.task-state');
     await stateCell.filter({ hasText: 'running' }).waitFor({ timeout: 20_000 });
     const cancel = page.getByRole('button', { name: 'Cancel run' });
-    const rerun = page.getByRole('button', { name: 'Re-run' });
+    const rerun = page.getByRole('button', { name: 'Re-run', exact: true });
     expect(await rerun.isVisible()).toBe(false);
     await cancel.focus();
     await page.keyboard.press('Enter');
@@ -203,6 +232,33 @@ describe('dashboard', () => {
     expect(again.run.rerunOf).toBe(runId);
     expect(again.run.state).toBe('cancelled');
     await page.screenshot({ path: 'test-artifacts/run-actions.png', fullPage: true });
+  });
+
+  it('re-runs only the failed part of a run from its page: what succeeded shows as reused', async () => {
+    const page = await browser.newPage();
+    const commit = await stack.push({ 'projects/half.json': JSON.stringify({ tasks: [{ id: 'good', run: 'echo good' }, { id: 'bad', run: 'exit 4' }] }) });
+    const runId = runIdFor('projects/half.json', commit);
+    await stack.waitForRun(runId, 60_000);
+    await page.goto(`${base}/#/runs/${runId}`);
+    const failedOnly = page.getByRole('button', { name: 'Re-run failed' });
+    await failedOnly.waitFor({ state: 'visible', timeout: 20_000 });
+    await failedOnly.click();
+    await page.waitForURL(new RegExp(`#/runs/${runId}\\.r1$`));
+    const good = page.locator('tr[data-task="good"] td.task-state');
+    await good.filter({ hasText: `succeeded reused from ${runId}` }).waitFor({ timeout: 20_000 });
+    await page.locator('tr[data-task="bad"] td.task-state').filter({ hasText: 'failed' }).waitFor({ timeout: 30_000 });
+    const again = await stack.waitForRun(`${runId}.r1`, 30_000);
+    expect(again.tasks.map((t) => [t.id, t.state, t.attempts])).toEqual([
+      ['good', 'succeeded', 0],
+      ['bad', 'failed', 1],
+    ]);
+    // A run that succeeded whole has nothing to re-run in part.
+    const ok = await stack.push({ 'projects/whole.json': JSON.stringify({ tasks: [{ id: 'x', run: 'true' }] }) });
+    const okId = runIdFor('projects/whole.json', ok);
+    await stack.waitForRun(okId, 60_000);
+    await page.goto(`${base}/#/runs/${okId}`);
+    await page.getByRole('button', { name: 'Re-run', exact: true }).waitFor({ state: 'visible', timeout: 20_000 });
+    expect(await failedOnly.isVisible()).toBe(false);
   });
 
   it('the Queues page creates a queue, sends, takes in order, says when it is empty, and deletes it — through real RabbitMQ', async () => {

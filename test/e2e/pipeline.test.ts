@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runIdFor } from '../../src/core/ids.js';
 import { NQUEENS_KNOWN } from '../../src/core/nqueens.js';
 import { parseTrailers } from '../../src/core/transition.js';
+import { runPaths } from '../../src/core/layout.js';
 import fs from 'node:fs';
 import { DockerExecutor } from '../../src/adapters/docker/executor.js';
 import { git, gitAsync, startStack, type Stack } from '../helpers/stack.js';
@@ -78,9 +79,59 @@ describe('pipeline, end to end', () => {
     expect(text).toMatch(/^FAILED: 1 of 2 tasks failed: bad \(exit 3\)/);
     // The whole output is in the log file, cloned with the git CLI.
     const dir = await stack.clone(stack.settings.repos.tracking);
-    const log = fs.readFileSync(`${dir}/projects/${runId}/logs/bad.log`, 'utf8');
+    const log = fs.readFileSync(`${dir}/${runPaths({ id: runId, layout: 2, taskFanout: 0 }).logFile('bad')}`, 'utf8');
     // stdout and stderr come through separate pipes, so their relative order is not guaranteed.
     expect(log.split('\n').sort()).toEqual(['', 'about to fail', 'oops']);
+  });
+
+  it('gives each attempt its run, task and attempt in its environment, and retries after the backoff', async () => {
+    // Fails on its first attempt, succeeds on its second: the environment says which one it is.
+    const project = { retries: 1, tasks: [{ id: 'env', run: 'echo "$GITJOBS_RUN $GITJOBS_TASK $GITJOBS_ATTEMPT"; [ "$GITJOBS_ATTEMPT" = 2 ]' }] };
+    const commit = await stack.push({ 'projects/env.json': JSON.stringify(project) });
+    const runId = runIdFor('projects/env.json', commit);
+    const { run, tasks } = await stack.waitForRun(runId);
+    expect(run.state).toBe('succeeded');
+    expect(tasks[0]).toMatchObject({ state: 'succeeded', attempts: 2 });
+    expect(await stack.stdout(runId, 'env')).toBe(`${runId} env 2\n`);
+    // The second attempt started no sooner than the default backoff (2 s) after the first ended, by tracking's own times.
+    const dir = await stack.clone(stack.settings.repos.tracking);
+    const times = git(dir, 'log', '--reverse', '--format=%ct %s', '--grep', `^${runId}/env: `).trim().split('\n');
+    const failedAt = Number(times.find((l) => / -> failed /.test(l) || / failed -> queued/.test(l))!.split(' ')[0]);
+    const secondAt = Number(times.filter((l) => / queued -> (running|succeeded)/.test(l)).at(-1)!.split(' ')[0]);
+    expect(secondAt - failedAt).toBeGreaterThanOrEqual(2);
+  });
+
+  it('runs one container per combination of a matrix, and retries only the exit codes a retry policy names', async () => {
+    const project = {
+      reduce: 'lines',
+      retry: { max: 2, on_exit: [75], backoff: '500ms' },
+      tasks: [
+        { id: 'greet', run: 'echo {greeting} {name}', matrix: { greeting: ['hello', 'bonjour'], name: ['ada', 'linus'], exclude: [{ greeting: 'bonjour', name: 'linus' }], include: [{ greeting: 'hallo', name: 'linus' }] } },
+        { id: 'flaky', run: '[ "$GITJOBS_ATTEMPT" -ge 2 ] || exit 75; echo flaky ok on $GITJOBS_ATTEMPT' },
+        { id: 'broken', run: 'echo broken; exit 1' },
+      ],
+    };
+    const commit = await stack.push({ 'projects/sweep.json': JSON.stringify(project) });
+    const runId = runIdFor('projects/sweep.json', commit);
+    const { run, tasks } = await stack.waitForRun(runId);
+    expect(run.state).toBe('failed');
+    expect(tasks.map((t) => [t.id, t.state, t.attempts])).toEqual([
+      ['greet_greeting-hello_name-ada', 'succeeded', 1],
+      ['greet_greeting-hello_name-linus', 'succeeded', 1],
+      ['greet_greeting-bonjour_name-ada', 'succeeded', 1],
+      ['greet_greeting-hallo_name-linus', 'succeeded', 1],
+      ['flaky', 'succeeded', 2],
+      ['broken', 'failed', 1],
+    ]);
+    expect(await stack.stdout(runId, 'greet_greeting-bonjour_name-ada')).toBe('bonjour ada\n');
+    expect(await stack.stdout(runId, 'flaky')).toBe('flaky ok on 2\n');
+    const dir = await stack.clone(stack.settings.repos.tracking);
+    const subjects = git(dir, 'log', '--reverse', '--format=%s', '--grep', `^${runId}/`).trim().split('\n');
+    expect(subjects.filter((s) => s.startsWith(`${runId}/flaky: failed -> queued`))).toHaveLength(1);
+    expect(subjects).toContainEqual(expect.stringMatching(/\/broken: running -> failed \(exit 1, .*attempt 1\/3, exit 1 is not retried \(on_exit 75\)\)$/));
+    // The task list written at queue time keeps each task's policy.
+    const list = fs.readFileSync(`${dir}/${runPaths({ id: runId, layout: 2, taskFanout: 0 }).taskList!}`, 'utf8');
+    expect(JSON.parse(list.split('\n')[5]!)).toMatchObject({ id: 'broken', maxAttempts: 3, retryOn: { exit: [75] }, backoffMs: 500 });
   });
 
   it('rejects an invalid file with a message naming file, JSON path and problem, while a valid file in the same push runs', async () => {
@@ -104,13 +155,15 @@ describe('pipeline, end to end', () => {
     const runId = runIdFor('projects/twice.json', commit);
     await stack.waitForRun(runId);
     const event = { repo: stack.settings.repos.todo, ref: 'refs/heads/main', before, after: commit, source: 'test-redelivery' };
+    // The push was dispatched when it came: the same (repository, before, after) again starts nothing.
     const [first, second] = await Promise.all([stack.running.dispatcher.handlePush(event), stack.running.dispatcher.handlePush(event)]);
-    expect(first).toEqual([{ file: 'projects/twice.json', run: runId, outcome: 'duplicate' }]);
-    expect(second).toEqual(first);
+    expect(first).toEqual([]);
+    expect(second).toEqual([]);
+    expect(stack.logs()).toContain('push already dispatched; ignored');
     const dir = await stack.clone(stack.settings.repos.tracking);
     const queued = git(dir, 'log', '--format=%s', '--grep', `^${runId}: queued`).trim().split('\n');
     expect(queued).toHaveLength(1);
-    expect(git(dir, 'log', '--format=%s', '--', `projects/${runId}/tasks/only.json`).trim().split('\n')).toHaveLength(3);
+    expect(git(dir, 'log', '--format=%s', '--', runPaths({ id: runId, layout: 2, taskFanout: 0 }).taskFile('only')).trim().split('\n')).toHaveLength(3);
   });
 
   it('shows one commit per transition in `git log` of the tracking repo cloned with git', async () => {
@@ -120,9 +173,10 @@ describe('pipeline, end to end', () => {
     await stack.waitForRun(runId);
     const dir = await stack.clone(stack.settings.repos.tracking);
     const subjects = git(dir, 'log', '--reverse', '--format=%s', '--grep', `^${runId}[:/]`).trim().split('\n');
-    // queued (run), 2 transitions per task, the run's final state.
-    expect(subjects).toHaveLength(1 + 3 * 2 + 1);
+    // queued (run), published, 2 transitions per task, the run's final state.
+    expect(subjects).toHaveLength(2 + 3 * 2 + 1);
     expect(subjects[0]).toBe(`${runId}: queued (3 tasks from projects/three.json)`);
+    expect(subjects[1]).toBe(`${runId}: published (3 TODO messages confirmed by the broker)`);
     for (const id of ['a', 'b', 'c']) {
       const own = subjects.filter((s) => s.startsWith(`${runId}/${id}:`));
       expect(own[0]).toMatch(new RegExp(`^${runId}/${id}: queued -> running \\(attempt 1/1 on .+\\)$`));
@@ -144,6 +198,46 @@ describe('pipeline, end to end', () => {
 });
 
 describe('config repository', () => {
+  it('names worker images by the worker folder: a config commit that does not touch it builds nothing', async () => {
+    const dir = await stack.clone(stack.settings.repos.config);
+    const commitAll = (msg: string) => {
+      git(dir, 'add', '-A');
+      git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', msg);
+    };
+    fs.mkdirSync(`${dir}/workers/steady`, { recursive: true });
+    fs.writeFileSync(`${dir}/workers/steady/Dockerfile`, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nRUN echo steady > /steady\nUSER 1000:1000\n');
+    commitAll('Add the steady worker');
+    await gitAsync(dir, 'push', '-q', 'origin', 'main');
+    const docker = new DockerExecutor({ baseImage: 'gitjobs-base:latest' });
+    const images = async () => (await docker.docker.listImages({ filters: { label: ['io.gitjobs.worker=steady'] } })).map((i) => i.Id);
+    try {
+      const first = await stack.push({ 'projects/steady1.json': JSON.stringify({ worker: 'steady', tasks: [{ id: 's', run: 'cat /steady' }] }) });
+      const one = await stack.waitForRun(runIdFor('projects/steady1.json', first));
+      expect(await images()).toHaveLength(1);
+      // A config commit elsewhere: the same image, nothing built.
+      fs.writeFileSync(`${dir}/README.md`, 'notes\n');
+      commitAll('Notes, no worker touched');
+      await gitAsync(dir, 'push', '-q', 'origin', 'main');
+      const second = await stack.push({ 'projects/steady2.json': JSON.stringify({ worker: 'steady', tasks: [{ id: 's', run: 'cat /steady' }] }) });
+      const two = await stack.waitForRun(runIdFor('projects/steady2.json', second));
+      expect(two.run.configCommit).not.toBe(one.run.configCommit);
+      expect(two.tasks[0]!.worker!.image).toBe(one.tasks[0]!.worker!.image);
+      expect(await images()).toHaveLength(1);
+      expect((await stack.result(two.run.id)).text).toBe('steady\n');
+      // The worker's own folder changed: a new image.
+      fs.writeFileSync(`${dir}/workers/steady/Dockerfile`, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nRUN echo changed > /steady\nUSER 1000:1000\n');
+      commitAll('steady: changed');
+      await gitAsync(dir, 'push', '-q', 'origin', 'main');
+      const third = await stack.push({ 'projects/steady3.json': JSON.stringify({ worker: 'steady', tasks: [{ id: 's', run: 'cat /steady' }] }) });
+      const three = await stack.waitForRun(runIdFor('projects/steady3.json', third));
+      expect(three.tasks[0]!.worker!.image).not.toBe(one.tasks[0]!.worker!.image);
+      expect((await stack.result(three.run.id)).text).toBe('changed\n');
+      expect(await images()).toHaveLength(2);
+    } finally {
+      for (const id of await images()) await docker.docker.getImage(id).remove({ force: true }).catch(() => undefined);
+    }
+  });
+
   it('builds the worker images of a pushed config commit, and later runs use that commit', async () => {
     const dir = await stack.clone(stack.settings.repos.config);
     fs.mkdirSync(`${dir}/workers/greeter`, { recursive: true });
@@ -153,7 +247,8 @@ describe('config repository', () => {
     await gitAsync(dir, 'push', '-q', 'origin', 'main');
     const configCommit = git(dir, 'rev-parse', 'HEAD').trim();
     const docker = new DockerExecutor({ baseImage: 'gitjobs-base:latest' });
-    const tag = DockerExecutor.tagFor({ name: 'greeter', commit: configCommit });
+    const tree = git(dir, 'rev-parse', 'HEAD:workers/greeter').trim();
+    const tag = DockerExecutor.tagFor({ name: 'greeter', commit: configCommit, tree }, (await docker.docker.getImage('gitjobs-base:latest').inspect()).Id);
     await vi.waitFor(async () => expect((await docker.docker.getImage(tag).inspect()).RepoTags).toContain(tag), { timeout: 60_000, interval: 200 });
 
     const commit = await stack.push({ 'projects/greet.json': JSON.stringify({ worker: 'greeter', tasks: [{ id: 'g', run: 'cat /greeting' }] }) });

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Access } from '../../src/server/access.js';
 import { BuiltinForge } from '../../src/adapters/builtin/forge.js';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
@@ -38,7 +39,7 @@ export async function startStandIn(options: { owner?: string; token?: string; se
   const token = options.token ?? 'test-token-123';
   const root = tmpdir('standin');
   const store = new LocalGitStore(root);
-  const forge = new BuiltinForge(store, DEFAULT_SETTINGS.repos, { pushable: 'all', token, tokenFor: 'all' });
+  const forge = new BuiltinForge(store, DEFAULT_SETTINGS.repos, { pushable: 'all', access: new Access({ token }), guard: 'all' });
   if (options.seed !== false) await forge.ensureRepos();
   const calls: RecordedCall[] = [];
   const hooks: StandIn['hooks'] = new Map();

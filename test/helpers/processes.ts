@@ -5,8 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
-import { layout } from '../../src/core/layout.js';
-import { readRunView, repoTree } from '../../src/core/run-reader.js';
+import { readResultText, readRunView, repoTree } from '../../src/core/run-reader.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 
@@ -46,9 +45,17 @@ export async function startWorker(prefix: string, cache: string, workers = 2): P
   return gitjobs(['worker', '--workers', String(workers), '--cache', cache], { GITJOBS_QUEUE_PREFIX: prefix }, /taking tasks from/);
 }
 
+/** One store per `up` home, read as git reads it. */
+const stores = new Map<string, LocalGitStore>();
+function storeOf(home: string): LocalGitStore {
+  let s = stores.get(home);
+  if (!s) stores.set(home, (s = new LocalGitStore(path.join(home, 'repos'))));
+  return s;
+}
+
 /** Reads a run straight from the tracking repository in an `up` home. */
 export async function readRun(home: string, runId: string): Promise<{ run: RunRecord; tasks: TaskRecord[]; log: string[] } | undefined> {
-  const store = new LocalGitStore(path.join(home, 'repos'));
+  const store = storeOf(home);
   const head = await store.head('tache_suivi');
   if (!head) return undefined;
   const view = await readRunView(repoTree(store, 'tache_suivi'), head, runId);
@@ -69,9 +76,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 }
 
 export async function resultText(home: string, runId: string): Promise<string | undefined> {
-  const store = new LocalGitStore(path.join(home, 'repos'));
+  const store = storeOf(home);
   const head = await store.head('tache_termine');
-  return head ? store.readFile('tache_termine', head, layout.resultText(runId)) : undefined;
+  return head ? readResultText(repoTree(store, 'tache_termine'), head, runId) : undefined;
 }
 
 /** Waits until the run in an `up` home has its result, and returns it as tracking has it. */

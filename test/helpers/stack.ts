@@ -8,15 +8,17 @@ import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { AmqpQueue } from '../../src/adapters/amqp/queue.js';
 import { up, type Running, type ExecutorKind } from '../../src/app/gitjobs.js';
-import { layout } from '../../src/core/layout.js';
-import { readRunView, repoTree } from '../../src/core/run-reader.js';
+import { locateRun, readResultJson, readResultText, readRunView, readStdout, repoTree } from '../../src/core/run-reader.js';
+import { runPaths } from '../../src/core/layout.js';
 import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../../src/core/settings.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
-import type { RunResult } from '../../src/core/tracking.js';
-import { SecretMasker } from '../../src/app/secrets.js';
+import type { RunResult } from '../../src/core/tracking/complete-run.js';
+import { installationMasker } from '../../src/app/secrets.js';
+import { createLogger } from '../../src/app/logger.js';
+import { Writable } from 'node:stream';
 
 export const AMQP_URL = process.env.GITJOBS_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
@@ -50,26 +52,34 @@ export interface Stack {
   waitForRun(runId: string, timeoutMs?: number): Promise<{ run: RunRecord; tasks: TaskRecord[] }>;
   readRun(runId: string): Promise<{ run: RunRecord; tasks: TaskRecord[] } | undefined>;
   result(runId: string): Promise<{ json: RunResult; text: string }>;
+  /** A task's whole output, as its log file in tracking has it. */
+  log(runId: string, task: string): Promise<string | undefined>;
+  /** A task's stdout alone, as tracking keeps it for the reducer. */
+  stdout(runId: string, task: string): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { workers?: number; executor?: ExecutorKind; settings?: Partial<Settings>; apiToken?: string; webhookSecret?: string } = {}): Promise<Stack> {
+export async function startStack(options: { workers?: number; executor?: ExecutorKind; settings?: Partial<Settings>; apiToken?: string; webhookSecret?: string; host?: string } = {}): Promise<Stack> {
   const home = tmpdir('home');
   const settings: Settings = { ...DEFAULT_SETTINGS, queues: prefixedQueues(`test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`), ...options.settings };
-  // Logs are kept (and masked as gitjobs masks them) so that tests can read them.
+  // Logs are kept so that tests can read them: written by gitjobs' own logger, masked by its own list of secrets, as `up` does.
   let logText = '';
-  const masker = new SecretMasker([options.apiToken, options.webhookSecret]);
-  const logger = pino({ level: process.env.GITJOBS_TEST_LOG ?? 'info' }, { write: (line: string) => void (logText += masker.mask(line)) });
+  const capture = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logText += chunk.toString('utf8');
+      done();
+    },
+  });
+  const logger = createLogger(process.env.GITJOBS_TEST_LOG ?? 'info', installationMasker({ apiToken: options.apiToken, webhookSecret: options.webhookSecret, amqpUrl: AMQP_URL }), capture);
   const running = await up({
     home,
-    host: '127.0.0.1',
+    host: options.host ?? '127.0.0.1',
     port: 0,
     workers: options.workers ?? 2,
     executor: options.executor ?? ((process.env.GITJOBS_TEST_EXECUTOR as ExecutorKind | undefined) ?? 'docker'),
     amqpUrl: AMQP_URL,
     settings,
     logger,
-    masker,
     ...(options.apiToken ? { apiToken: options.apiToken } : {}),
     ...(options.webhookSecret ? { webhookSecret: options.webhookSecret } : {}),
   });
@@ -114,16 +124,31 @@ export async function startStack(options: { workers?: number; executor?: Executo
         await new Promise((r) => setTimeout(r, 100));
       }
     },
+    async log(runId, task) {
+      const head = (await running.store.head(tracking))!;
+      const located = await locateRun(repoTree(running.store, tracking), head, runId);
+      return located && running.store.readFile(tracking, head, located.paths.logFile(task));
+    },
+    async stdout(runId, task) {
+      const head = (await running.store.head(tracking))!;
+      const view = await readRunView(repoTree(running.store, tracking), head, runId);
+      const t = view?.tasks.find((x) => x.id === task);
+      return view && t && readStdout(repoTree(running.store, tracking), head, runPaths(view.run), t);
+    },
     async result(runId) {
       const done = settings.repos.done;
       const head = (await running.store.head(done))!;
-      const json = JSON.parse((await running.store.readFile(done, head, layout.resultJson(runId)))!) as RunResult;
-      const text = (await running.store.readFile(done, head, layout.resultText(runId)))!;
+      const source = repoTree(running.store, done);
+      const json = (await readResultJson(source, head, runId)) as RunResult;
+      const text = (await readResultText(source, head, runId))!;
       return { json, text };
     },
     async stop() {
-      await running.queue.deleteQueues().catch(() => undefined);
+      // Stopped first, so that nothing publishes to queues being deleted; then its queues go.
       await running.stop();
+      const q = await AmqpQueue.connect({ url: AMQP_URL, queues: settings.queues });
+      await q.deleteQueues();
+      await q.close();
       for (const d of [home, ...clones]) fs.rmSync(d, { recursive: true, force: true });
     },
   };

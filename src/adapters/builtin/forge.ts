@@ -9,8 +9,11 @@ import type { FastifyInstance } from 'fastify';
 import type { PushEvent } from '../../core/events.js';
 import type { Forge } from '../../core/ports.js';
 import type { Settings } from '../../core/settings.js';
-import { filesOf, type LocalGitStore } from '../git/local-store.js';
+import type { FileChange } from '../../core/ports.js';
+import type { LocalGitStore } from '../git/local-store.js';
 import { registerGitHttp } from './http-backend.js';
+import type { Access } from '../../server/access.js';
+import type { CgiLimits } from './cgi.js';
 
 export const TEMPLATE_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../repos-template');
 
@@ -19,9 +22,13 @@ type Role = keyof Settings['repos'];
 export interface BuiltinForgeOptions {
   /** Which repositories take pushes: todo and config (default), all four (a stand-in for a forge's Git side), or none (read-only mirrors). */
   pushable?: 'todo+config' | 'all' | 'none';
-  /** Credentials required to push (or, with tokenFor 'all', to read). */
-  token?: string;
-  tokenFor?: 'push' | 'all';
+  /** Who may push (or, with guard 'all', read): see server/access.ts. */
+  access?: Access;
+  guard?: 'push' | 'all';
+  /** Idle and total time limits of one Git request. */
+  limits?: CgiLimits;
+  /** The largest pack one push may send (receive.maxInputSize). */
+  maxPushBytes?: number;
 }
 
 export class BuiltinForge implements Forge {
@@ -58,7 +65,10 @@ export class BuiltinForge implements Forge {
       pushable: new Set(
         { 'todo+config': [this.repos.todo, this.repos.config], all: Object.values(this.repos), none: [] }[this.options.pushable ?? 'todo+config'],
       ),
-      ...(this.options.token ? { token: this.options.token, tokenFor: this.options.tokenFor ?? 'push' } : {}),
+      ...(this.options.access ? { access: this.options.access } : {}),
+      ...(this.options.guard ? { guard: this.options.guard } : {}),
+      ...(this.options.limits ? { limits: this.options.limits } : {}),
+      ...(this.options.maxPushBytes ? { maxPushBytes: this.options.maxPushBytes } : {}),
       onPush: (e) => this.events.emit('push', e),
       log: app.log,
     });
@@ -72,7 +82,23 @@ export class BuiltinForge implements Forge {
     return `${this.baseUrl}/git/${repo}.git`;
   }
 
+  /** The built-in host shows a commit as plain text (a path on this server, so that it works behind any address). */
+  commitUrl(repo: string, sha: string): string {
+    return `/git/${repo}.git/commit/${sha}`;
+  }
+
   onPush(listener: (event: PushEvent) => void): void {
     this.events.on('push', listener);
   }
+}
+
+/** Every file below a folder, as changes, for a first commit from a template. */
+export function filesOf(dir: string, base = dir): FileChange[] {
+  const out: FileChange[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesOf(full, base));
+    else if (entry.isFile()) out.push({ path: path.relative(base, full).split(path.sep).join('/'), content: fs.readFileSync(full) });
+  }
+  return out;
 }

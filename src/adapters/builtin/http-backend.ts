@@ -1,16 +1,17 @@
 /**
  * Git's smart HTTP protocol, served by Git's own `git http-backend` (a CGI
- * program) behind Fastify, so that the stock `git` CLI can clone, fetch and
- * push. After each push the branch heads are compared with what they were,
- * and a PushEvent is emitted per moved branch.
+ * program, cgi.ts) behind Fastify, so that the stock `git` CLI can clone,
+ * fetch and push. Pushes follow the access rule (server/access.ts); with a
+ * remote forge, every request does. After each push the branch heads are
+ * compared with what they were, and a PushEvent is emitted per moved branch.
  */
 import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PushEvent } from '../../core/events.js';
-import { ZERO_SHA } from '../../core/events.js';
-import { Serial } from '../../core/serial.js';
-import { sameSecret } from '../../core/same-secret.js';
+import { ReceiveHook } from '../../push/builtin-hook.js';
+import { Access } from '../../server/access.js';
+import { CGI_LIMITS, runCgi, type CgiLimits } from './cgi.js';
 
 export interface GitHttpOptions {
   /** Folder holding `<repo>.git`. */
@@ -21,53 +22,42 @@ export interface GitHttpOptions {
   served: ReadonlySet<string>;
   onPush: (event: PushEvent) => void;
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
-  /** When set, requests must carry HTTP Basic credentials whose password is this token (any user name). */
-  token?: string;
-  /** Which requests need the token: pushes only (default), or every request. */
-  tokenFor?: 'push' | 'all';
+  /** Who may push (and, with `guard: 'all'`, read): the API token, or loopback clients without one. */
+  access?: Access;
+  /** Which requests the access rule applies to: pushes (default), or every request (the repositories mirror a private forge). */
+  guard?: 'push' | 'all';
+  /** Idle and total time limits of one request. */
+  limits?: CgiLimits;
+  /** The largest pack one push may send (receive.maxInputSize), in bytes. */
+  maxPushBytes?: number;
+  /** Bytes of a commit shown at /commit/<sha>; the rest is cut with a marker. */
+  commitViewBytes?: number;
 }
 
-function hasToken(authorization: string | undefined, token: string): boolean {
-  const m = /^Basic\s+(\S+)$/i.exec(authorization ?? '');
-  if (!m) return false;
-  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-  const password = decoded.slice(decoded.indexOf(':') + 1);
-  return sameSecret(password, token);
-}
+export const MAX_PUSH_BYTES = 128 * 1024 * 1024;
+const COMMIT_VIEW_BYTES = 1024 * 1024;
 
 const REPO_PATH = /^\/git\/([A-Za-z0-9._-]+?)(?:\.git)?(\/.*)$/;
 
-async function branchHeads(gitdir: string): Promise<Map<string, string>> {
-  const out = await run('git', ['--git-dir', gitdir, 'for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads/']);
-  const heads = new Map<string, string>();
-  for (const line of out.split('\n')) {
-    const [ref, oid] = line.split(' ');
-    if (ref && oid) heads.set(ref, oid);
+/**
+ * Whether a request is a push: any path ending in `git-receive-pack`, or a
+ * `service=git-receive-pack` among the query's parameters, however repeated
+ * or spelled; Git refusing an odd one is not relied upon.
+ */
+export function isPushRequest(pathname: string, search: URLSearchParams): boolean {
+  let path = pathname;
+  try {
+    path = decodeURIComponent(pathname);
+  } catch {
+    /* keep it as sent */
   }
-  return heads;
+  if (/git-receive-pack\/*$/i.test(path) || /git-receive-pack\/*$/i.test(pathname)) return true;
+  return search.getAll('service').some((s) => /receive-pack/i.test(s));
 }
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim()}`))));
-  });
-}
-
 
 export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): void {
-  // Pushes one at a time per repository, so that the heads diff belongs to one push.
-  const locks = new Map<string, Serial>();
-  const lockFor = (repo: string) => {
-    let m = locks.get(repo);
-    if (!m) locks.set(repo, (m = new Serial()));
-    return m;
-  };
+  const hook = new ReceiveHook(options.onPush, options.log);
+  const access = options.access ?? new Access();
 
   // Git's request bodies are handed to the CGI program as they come.
   app.addContentTypeParser(/^application\/x-git-/, (_req, payload, done) => done(null, payload));
@@ -80,17 +70,23 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
     }
     const repo = m[1]!;
     const rest = m[2]!;
+    const isPush = isPushRequest(url.pathname, url.searchParams);
+    const refuse = (what: string) => {
+      const refused = access.refusal(request, what);
+      if (!refused) return false;
+      options.log.warn({ repo, ip: request.ip, status: refused.status }, `git request refused: ${refused.error}`);
+      if (refused.status === 401) void reply.header('www-authenticate', 'Basic realm="gitjobs"');
+      void reply.code(refused.status).type('text/plain').send(`${refused.error}\n`);
+      return true;
+    };
+    if (options.guard === 'all' && !isPush && refuse(`reading ${repo}`)) return reply;
     // A commit as plain text at a stable address, for the dashboard's links.
     const commit = /^\/commit\/([0-9a-f]{4,40})$/.exec(rest);
     if (commit && request.method === 'GET') {
-      try {
-        const text = await run('git', ['--git-dir', `${options.root}/${repo}.git`, 'show', '--format=fuller', '--stat', '--patch', commit[1]!, '--']);
-        return reply.type('text/plain; charset=utf-8').send(text);
-      } catch {
-        return reply.code(404).type('text/plain').send(`no commit ${commit[1]} in ${repo}\n`);
-      }
+      reply.hijack();
+      await showCommit(`${options.root}/${repo}.git`, commit[1]!, reply.raw, options.commitViewBytes ?? COMMIT_VIEW_BYTES);
+      return;
     }
-    const isPush = rest === '/git-receive-pack' || url.searchParams.get('service') === 'git-receive-pack';
     if (isPush && !options.pushable.has(repo)) {
       return reply
         .code(403)
@@ -101,13 +97,7 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
             : `${repo} is a read-only mirror here; push to the forge that hosts it\n`,
         );
     }
-    if (options.token && (isPush || options.tokenFor === 'all') && !hasToken(request.headers.authorization, options.token)) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Basic realm="gitjobs"')
-        .type('text/plain')
-        .send(`${isPush ? 'pushing' : 'reading'} ${repo} needs credentials: use the API token as password\n`);
-    }
+    if (isPush && refuse(`pushing to ${repo}`)) return reply;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       GIT_PROJECT_ROOT: options.root,
@@ -119,6 +109,10 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
       REMOTE_ADDR: request.ip,
       REMOTE_USER: 'gitjobs',
       GIT_HTTP_MAX_REQUEST_BUFFER: '100M',
+      // A push sends at most this much pack data; receive-pack refuses the rest.
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'receive.maxInputSize',
+      GIT_CONFIG_VALUE_0: String(options.maxPushBytes ?? MAX_PUSH_BYTES),
     };
     const encoding = request.headers['content-encoding'];
     if (encoding) env.HTTP_CONTENT_ENCODING = encoding;
@@ -129,77 +123,48 @@ export function registerGitHttp(app: FastifyInstance, options: GitHttpOptions): 
     reply.hijack();
     const body = request.body as IncomingMessage | undefined;
     const gitdir = `${options.root}/${repo}.git`;
-    const serve = () => cgi(env, body, reply);
-    if (rest !== '/git-receive-pack') return serve();
-
-    await lockFor(repo).run(async () => {
-      const before = await branchHeads(gitdir);
-      await serve();
-      const after = await branchHeads(gitdir);
-      for (const [ref, oid] of after) {
-        const old = before.get(ref) ?? ZERO_SHA;
-        if (old !== oid) {
-          options.log.info({ repo, ref, before: old, after: oid }, 'push received');
-          options.onPush({ repo, ref, before: old, after: oid, source: 'builtin' });
-        }
-      }
-    });
+    const serve = async () => {
+      const outcome = await runCgi(env, body, reply.raw, options.limits ?? CGI_LIMITS);
+      if (outcome.ended) options.log.warn({ repo, ip: request.ip, ended: outcome.ended, push: isPush }, 'git request ended early; its git processes were stopped');
+    };
+    if (!(isPush && request.method === 'POST')) return serve();
+    await hook.around(repo, gitdir, serve);
   };
   app.get('/git/*', handler);
   app.post('/git/*', handler);
 }
 
-/** Runs `git http-backend` and relays its CGI answer. */
-function cgi(env: NodeJS.ProcessEnv, body: IncomingMessage | undefined, reply: FastifyReply): Promise<void> {
+/** `git show` of one commit, streamed and cut at `cap` bytes: a huge file in a commit never fills memory. */
+function showCommit(gitdir: string, sha: string, res: import('node:http').ServerResponse, cap: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const res = reply.raw;
-    let head = Buffer.alloc(0);
-    let headersDone = false;
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
+    const child = spawn('git', ['--git-dir', gitdir, 'show', '--format=fuller', '--stat', '--patch', sha, '--'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let sent = 0;
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+    };
     child.stdout.on('data', (chunk: Buffer) => {
-      if (headersDone) {
-        res.write(chunk);
-        return;
+      start();
+      if (sent >= cap) return;
+      const part = chunk.subarray(0, cap - sent);
+      sent += part.length;
+      res.write(part);
+      if (sent >= cap) {
+        res.write(`\n[cut at ${cap} bytes]\n`);
+        child.kill('SIGKILL');
       }
-      head = Buffer.concat([head, chunk]);
-      let sep = head.indexOf('\r\n\r\n');
-      let sepLen = 4;
-      if (sep < 0) {
-        sep = head.indexOf('\n\n');
-        sepLen = 2;
-      }
-      if (sep < 0) return;
-      headersDone = true;
-      let status = 200;
-      for (const line of head.subarray(0, sep).toString('latin1').split(/\r?\n/)) {
-        const i = line.indexOf(':');
-        if (i < 0) continue;
-        const name = line.slice(0, i).trim();
-        const value = line.slice(i + 1).trim();
-        if (name.toLowerCase() === 'status') status = parseInt(value, 10) || 200;
-        else res.setHeader(name, value);
-      }
-      res.statusCode = status;
-      const rest = head.subarray(sep + sepLen);
-      if (rest.length) res.write(rest);
     });
-    child.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(`git http-backend could not start: ${err.message}\n`);
-      resolve();
-    });
+    res.on('close', () => child.kill('SIGKILL'));
+    child.on('error', () => undefined);
     child.on('close', (code) => {
-      if (!headersDone) {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.write(`git http-backend failed (exit ${code}): ${stderr.trim()}\n`);
+      if (!started) {
+        if (!res.headersSent) res.writeHead(code === 0 ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' });
+        if (code !== 0) res.write(`no commit ${sha} in ${gitdir.split('/').pop()!.replace(/\.git$/, '')}\n`);
       }
       res.end();
       resolve();
     });
-    if (body && typeof body.pipe === 'function') body.pipe(child.stdin);
-    else child.stdin.end();
-    child.stdin.on('error', () => undefined);
   });
 }

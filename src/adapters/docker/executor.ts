@@ -2,17 +2,17 @@
  * The Executor port over Docker (dockerode): one container per task attempt,
  * built from the worker's Dockerfile in the config repository.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import Docker from 'dockerode';
 import { ServiceUnavailableError } from '../../core/errors.js';
 import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
 import { processAlive } from '../process/alive.js';
+import { tagFor, WorkerImages, type WorkerImagesOptions } from './images.js';
 
-export interface DockerExecutorOptions {
-  /** Image the worker Dockerfiles start FROM, passed as build argument BASE_IMAGE. */
-  baseImage: string;
+export { KEEP_IMAGES } from './images.js';
+
+/** The base image, and how worker images are built and pruned (images.ts). */
+export interface DockerExecutorOptions extends WorkerImagesOptions {
   docker?: Docker;
 }
 
@@ -25,10 +25,13 @@ const TMP_SIZE = '64m';
 export class DockerExecutor implements Executor {
   readonly kind = 'docker';
   readonly docker: Docker;
-  private readonly building = new Map<string, Promise<string>>();
+  private readonly images: WorkerImages;
+  /** Mount points each image declares (VOLUME), by image. */
+  private readonly volumes = new Map<string, Promise<string[]>>();
 
   constructor(private readonly options: DockerExecutorOptions) {
     this.docker = options.docker ?? new Docker();
+    this.images = new WorkerImages(this.docker, options);
   }
 
   async check(): Promise<void> {
@@ -54,44 +57,30 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  static tagFor(source: Pick<WorkerSource, 'name' | 'commit'>): string {
-    return `gitjobs-worker-${source.name.toLowerCase()}:${source.commit.slice(0, 12)}`;
+  /** Worker images are named by the worker folder's tree id and the base image's id: images.ts. */
+  static tagFor = tagFor;
+
+  /** The image for a worker at a config commit: built once, then found by its tag (images.ts). */
+  prepare(source: WorkerSource): Promise<string> {
+    return this.images.prepare(source);
   }
 
-  /** The image for a worker at a config commit: built once, then found by its tag. */
-  prepare(source: WorkerSource): Promise<string> {
-    const tag = DockerExecutor.tagFor(source);
-    let pending = this.building.get(tag);
+  baseImage(): Promise<string | undefined> {
+    return this.images.baseImage();
+  }
+
+  /** The mount points an image declares with VOLUME: each gets a small tmpfs, so that no task writes to the host's disk. */
+  private declaredVolumes(image: string): Promise<string[]> {
+    let pending = this.volumes.get(image);
     if (!pending) {
-      pending = this.findOrBuild(tag, source);
-      this.building.set(tag, pending);
-      pending.catch(() => this.building.delete(tag));
+      pending = this.docker
+        .getImage(image)
+        .inspect()
+        .then((i) => Object.keys(i.Config?.Volumes ?? {}));
+      this.volumes.set(image, pending);
+      pending.catch(() => this.volumes.delete(image));
     }
     return pending;
-  }
-
-  private async findOrBuild(tag: string, source: WorkerSource): Promise<string> {
-    try {
-      return (await this.docker.getImage(tag).inspect()).Id;
-    } catch {
-      /* not built yet */
-    }
-    if (!fs.existsSync(path.join(source.dir, 'Dockerfile'))) {
-      throw new Error(`config repository has no workers/${source.name}/Dockerfile at ${source.commit.slice(0, 7)}`);
-    }
-    const stream = await this.docker.buildImage(
-      { context: source.dir, src: listFiles(source.dir) },
-      { t: tag, buildargs: { BASE_IMAGE: this.options.baseImage }, rm: true, forcerm: true, labels: { 'io.gitjobs.worker': source.name, 'io.gitjobs.config-commit': source.commit } },
-    );
-    const output: { error?: string; stream?: string }[] = await new Promise((resolve, reject) =>
-      this.docker.modem.followProgress(stream, (err: Error | null, res: { error?: string }[]) => (err ? reject(err) : resolve(res))),
-    );
-    const failed = output.find((o) => o.error);
-    if (failed) {
-      const log = output.map((o) => o.stream ?? '').join('').trim().split('\n').slice(-10).join('\n');
-      throw new Error(`building workers/${source.name} at config ${source.commit.slice(0, 7)} failed: ${failed.error}\n${log}`);
-    }
-    return (await this.docker.getImage(tag).inspect()).Id;
   }
 
   /** Task containers of this host whose worker process is gone. */
@@ -109,6 +98,8 @@ export class DockerExecutor implements Executor {
 
   async run(request: ExecRequest): Promise<ExecResult> {
     const started = Date.now();
+    const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${TMP_SIZE}` };
+    for (const volume of await this.declaredVolumes(request.image)) tmpfs[volume] ??= `rw,nosuid,nodev,size=${TMP_SIZE},mode=1777`;
     const container = await this.docker.createContainer({
       Image: request.image,
       Cmd: request.argv,
@@ -125,7 +116,8 @@ export class DockerExecutor implements Executor {
       HostConfig: {
         NetworkMode: 'none',
         ReadonlyRootfs: true,
-        Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${TMP_SIZE}` },
+        // Every volume the image declares is a size-capped tmpfs too: none lands on the host's disk.
+        Tmpfs: tmpfs,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         Memory: request.limits.memoryBytes,
@@ -178,18 +170,7 @@ export class DockerExecutor implements Executor {
       const out = capture.result();
       return { exitCode: timedOut || aborted ? null : exitCode, ...out, durationMs: Date.now() - started, timedOut, ...(aborted ? { aborted } : {}) };
     } finally {
-      await container.remove({ force: true }).catch(() => undefined);
+      await container.remove({ force: true, v: true }).catch(() => undefined);
     }
   }
-}
-
-
-function listFiles(dir: string, base = dir): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...listFiles(full, base));
-    else out.push(path.relative(base, full));
-  }
-  return out;
 }

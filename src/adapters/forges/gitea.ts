@@ -2,8 +2,8 @@
  * Gitea (and Forgejo) through its REST API (/api/v1): provisioning of the
  * four repositories and their webhooks, and commit statuses.
  */
-import type { CommitStatus, CommitStatuses } from '../../core/ports.js';
-import type { Provisioner, ProvisionedRepo, WebhookSpec } from './provision.js';
+import type { CommitStatus, CommitStatuses, Forge } from '../../core/ports.js';
+import { statusBody, type Provisioner, type ProvisionedRepo, type WebhookSpec } from './provision.js';
 
 export interface GiteaOptions {
   /** The Gitea server, e.g. http://127.0.0.1:3000 */
@@ -24,7 +24,7 @@ export class GiteaApiError extends Error {
   }
 }
 
-export class GiteaForge implements CommitStatuses, Provisioner {
+export class GiteaForge implements Forge, CommitStatuses, Provisioner {
   readonly kind = 'gitea';
 
   constructor(private readonly options: GiteaOptions) {}
@@ -35,6 +35,11 @@ export class GiteaForge implements CommitStatuses, Provisioner {
 
   cloneUrl(repo: string): string {
     return `${(this.options.gitBaseUrl ?? `${this.base}/${this.options.owner}`).replace(/\/+$/, '')}/${repo}.git`;
+  }
+
+  /** The forge's own page for a commit. */
+  commitUrl(repo: string, sha: string): string {
+    return `${this.cloneUrl(repo).replace(/\.git$/, '')}/commit/${sha}`;
   }
 
   /** Git over HTTP takes the token as password, with any user name. */
@@ -54,12 +59,7 @@ export class GiteaForge implements CommitStatuses, Provisioner {
   }
 
   async setStatus(repo: string, sha: string, status: CommitStatus): Promise<void> {
-    await this.api('POST', `/repos/${this.options.owner}/${repo}/statuses/${sha}`, {
-      state: status.state,
-      description: status.description.slice(0, 140),
-      context: status.context,
-      ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
-    });
+    await this.api('POST', `/repos/${this.options.owner}/${repo}/statuses/${sha}`, statusBody(status));
   }
 
   async ensureRepo(name: string, description: string): Promise<ProvisionedRepo> {

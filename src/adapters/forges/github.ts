@@ -3,8 +3,8 @@
  * repositories and their webhooks, and commit statuses.
  */
 import { Octokit } from '@octokit/rest';
-import type { CommitStatus, CommitStatuses } from '../../core/ports.js';
-import type { Provisioner, ProvisionedRepo, WebhookSpec } from './provision.js';
+import type { CommitStatus, CommitStatuses, Forge } from '../../core/ports.js';
+import { statusBody, type Provisioner, type ProvisionedRepo, type WebhookSpec } from './provision.js';
 
 export interface GitHubOptions {
   token: string;
@@ -15,7 +15,7 @@ export interface GitHubOptions {
   gitBaseUrl?: string;
 }
 
-export class GitHubForge implements CommitStatuses, Provisioner {
+export class GitHubForge implements Forge, CommitStatuses, Provisioner {
   readonly kind = 'github';
   private readonly octokit: Octokit;
 
@@ -27,21 +27,18 @@ export class GitHubForge implements CommitStatuses, Provisioner {
     return `${(this.options.gitBaseUrl ?? `https://github.com/${this.options.owner}`).replace(/\/+$/, '')}/${repo}.git`;
   }
 
+  /** The forge's own page for a commit. */
+  commitUrl(repo: string, sha: string): string {
+    return `${this.cloneUrl(repo).replace(/\.git$/, '')}/commit/${sha}`;
+  }
+
   /** Git over HTTPS takes the token as password. */
   get gitAuth() {
     return { username: 'x-access-token', password: this.options.token };
   }
 
   async setStatus(repo: string, sha: string, status: CommitStatus): Promise<void> {
-    await this.octokit.rest.repos.createCommitStatus({
-      owner: this.options.owner,
-      repo,
-      sha,
-      state: status.state,
-      description: status.description.slice(0, 140),
-      context: status.context,
-      ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
-    });
+    await this.octokit.rest.repos.createCommitStatus({ owner: this.options.owner, repo, sha, ...statusBody(status) });
   }
 
   async ensureRepo(name: string, description: string): Promise<ProvisionedRepo> {

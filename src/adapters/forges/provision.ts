@@ -83,3 +83,10 @@ async function seed(url: string, dir: string, branch: string, auth: { username: 
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** A commit status as both GitHub's and Gitea's APIs take it (descriptions are cut at their 140 characters). */
+export function statusBody(status: import('../../core/ports.js').CommitStatus): { state: CommitStatusState; description: string; context: string; target_url?: string } {
+  return { state: status.state, description: status.description.slice(0, 140), context: status.context, ...(status.targetUrl ? { target_url: status.targetUrl } : {}) };
+}
+
+type CommitStatusState = import('../../core/ports.js').CommitStatus['state'];

@@ -10,7 +10,7 @@ import git from 'isomorphic-git';
 import { safeFs } from './safe-fs.js';
 import http from 'isomorphic-git/http/node';
 import type { Logger } from '../../core/logger.js';
-import type { ChangedFile, CommitOptions, GitStore, TreeEntry } from '../../core/ports.js';
+import type { Basis, ChangedFile, CommitOptions, GitStore, Staged, TreeEntry } from '../../core/ports.js';
 import { LocalGitStore } from './local-store.js';
 
 export interface RemoteAuth {
@@ -37,6 +37,9 @@ export class MirrorGitStore implements GitStore {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly pushing = new Map<string, Promise<void>>();
   private readonly fetching = new Map<string, Promise<string | undefined>>();
+  /** Pushes that failed in a row, by repository: the next try waits longer. */
+  private readonly failures = new Map<string, number>();
+  private closed = false;
 
   constructor(private readonly options: MirrorStoreOptions) {
     this.local = new LocalGitStore(options.root, options.branch, options.log);
@@ -103,8 +106,14 @@ export class MirrorGitStore implements GitStore {
   head(repo: string): Promise<string | undefined> {
     return this.local.head(repo);
   }
-  readFile(repo: string, commit: string, path: string): Promise<string | undefined> {
-    return this.local.readFile(repo, commit, path);
+  basis(repo: string): Promise<Basis> {
+    return this.local.basis(repo);
+  }
+  readFile(repo: string, commit: string, path: string, options?: { maxBytes?: number }): Promise<string | undefined> {
+    return this.local.readFile(repo, commit, path, options);
+  }
+  fileSize(repo: string, commit: string, path: string): Promise<number | undefined> {
+    return this.local.fileSize(repo, commit, path);
   }
   listDir(repo: string, commit: string, path: string): Promise<string[]> {
     return this.local.listDir(repo, commit, path);
@@ -131,21 +140,43 @@ export class MirrorGitStore implements GitStore {
   }
 
   async commit(repo: string, options: CommitOptions): Promise<string> {
-    const oid = await this.local.commit(repo, options);
-    if (!this.timers.has(repo)) {
-      this.timers.set(
-        repo,
-        setTimeout(() => {
-          this.timers.delete(repo);
-          this.flush(repo).catch((err: Error) => this.options.log.error({ repo, err: err.message }, 'push failed; will retry with the next commit'));
-        }, this.options.batchMs ?? 200),
-      );
-    }
-    return oid;
+    return (await this.stage(repo, options)).durable;
   }
 
-  /** Pushes now (one push at a time per repository). */
-  flush(repo: string): Promise<void> {
+  /** Staged and written locally; pushed to the forge with the next batch (flush pushes now). */
+  async stage(repo: string, options: CommitOptions): Promise<Staged> {
+    const staged = await this.local.stage(repo, options);
+    this.schedulePush(repo);
+    return staged;
+  }
+
+  /**
+   * Pushes after the batch delay. A push that fails (the forge unreachable,
+   * refused too often) is tried again on its own, waiting longer each time
+   * (to 30 s): the last commits of a run must reach the forge even when no
+   * commit follows them.
+   */
+  private schedulePush(repo: string, delayMs = this.options.batchMs ?? 200): void {
+    if (this.timers.has(repo)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(repo);
+      this.flush(repo).then(
+        () => this.failures.delete(repo),
+        (err: Error) => {
+          const failures = (this.failures.get(repo) ?? 0) + 1;
+          this.failures.set(repo, failures);
+          const retryInMs = Math.min(30_000, 500 * 2 ** (failures - 1));
+          this.options.log.error({ repo, err: err.message, retryInMs }, 'push failed; trying again');
+          if (!this.closed) this.schedulePush(repo, retryInMs);
+        },
+      );
+    }, delayMs);
+    this.timers.set(repo, timer);
+  }
+
+  /** Pushes now, once what is staged is durable (one push at a time per repository). */
+  async flush(repo: string): Promise<void> {
+    await this.local.flush(repo);
     const previous = this.pushing.get(repo) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(() => this.push(repo));
     this.pushing.set(repo, next);
@@ -184,10 +215,12 @@ export class MirrorGitStore implements GitStore {
 
   /** Pushes whatever is pending and stops the batch timers. */
   async close(): Promise<void> {
+    this.closed = true;
     const repos = [...this.timers.keys()];
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const repo of repos) await this.flush(repo).catch((err: Error) => this.options.log.error({ repo, err: err.message }, 'final push failed'));
     await Promise.allSettled([...this.pushing.values()]);
+    await this.local.close();
   }
 }

@@ -20,6 +20,8 @@ export class RemoteRepo {
     readonly url: string,
     readonly branch = 'main',
     cacheRoot = path.join(os.tmpdir(), 'gitjobs-cache'),
+    /** Sent as HTTP Basic password (the built-in host of a gitjobs with a token asks for it). */
+    private readonly token?: string,
   ) {
     const key = createHash('sha1').update(url).digest('hex').slice(0, 12);
     const name = url.replace(/\/+$/, '').split('/').pop()!.replace(/\.git$/, '').replace(/[^A-Za-z0-9._-]/g, '_');
@@ -42,7 +44,8 @@ export class RemoteRepo {
     // Every time: another process sharing this cache may have created the folder a moment ago.
     await git.addRemote({ fs: safeFs, gitdir: this.gitdir, remote: 'origin', url: this.url, force: true });
     try {
-      const r = await git.fetch({ fs: safeFs, http, gitdir: this.gitdir, remote: 'origin', ref: this.branch, singleBranch: true, tags: false });
+      const headers: Record<string, string> = this.token ? { authorization: `Basic ${Buffer.from(`gitjobs:${this.token}`).toString('base64')}` } : {};
+      const r = await git.fetch({ fs: safeFs, http, gitdir: this.gitdir, remote: 'origin', ref: this.branch, singleBranch: true, tags: false, headers });
       if (!r.fetchHead) throw new Error(`branch ${this.branch} not found`);
       return r.fetchHead;
     } catch (err) {
@@ -80,6 +83,11 @@ export class RemoteRepo {
   }
 
   /** Writes the folder `filepath` at `commit` to `dest` (which must not exist yet). */
+  /** The tree id of a folder at a commit. */
+  async treeId(commit: string, filepath: string): Promise<string> {
+    return (await git.readTree({ fs: safeFs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache })).oid;
+  }
+
   async exportDir(commit: string, filepath: string, dest: string): Promise<number> {
     const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
     let count = 0;

@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { AmqpQueue } from '../../adapters/amqp/queue.js';
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
 import { TEMPLATE_DIR } from '../../adapters/builtin/forge.js';
 import { NQUEENS_KNOWN, NQUEENS_MAX_N } from '../../core/nqueens.js';
+import { runPaths } from '../../core/layout.js';
 import { prefixedQueues } from '../../core/settings.js';
 import { submit, waitForRun } from '../../client/submit.js';
 import { progressLine } from '../progress.js';
@@ -29,8 +31,6 @@ export async function demoCommand(flags: Flags): Promise<number> {
     let last = '';
     const { view, resultText } = await waitForRun({
       url: running.url,
-      repos: settings.repos,
-      branch: settings.branch,
       run: sent.run,
       timeoutMs: 10 * 60_000,
       onProgress: (v, ms) => {
@@ -40,7 +40,7 @@ export async function demoCommand(flags: Flags): Promise<number> {
       },
     });
     say('');
-    say(`result (${view.run.state}), from ${settings.repos.done}/projects/${sent.run}/result.txt: ${(resultText ?? '').trim()}`);
+    say(`result (${view.run.state}), from ${settings.repos.done}/${runPaths(view.run).resultText}: ${(resultText ?? '').trim()}`);
     const expected = NQUEENS_KNOWN[n];
     say(`expected: ${expected}`);
     say('');
@@ -50,8 +50,11 @@ export async function demoCommand(flags: Flags): Promise<number> {
     say(`With \`gitjobs up\` running, clone them the same way: git clone http://127.0.0.1:8080/git/${settings.repos.tracking}.git`);
     return view.run.state === 'succeeded' && Number((resultText ?? '').trim()) === expected ? 0 : 1;
   } finally {
-    await running.queue.deleteQueues().catch(() => undefined);
+    // Stopped first, so that nothing publishes to queues being deleted; then the demo's queues go.
     await running.stop();
+    const queues = await AmqpQueue.connect({ url: amqpUrl(flags), queues: settings.queues }).catch(() => undefined);
+    await queues?.deleteQueues().catch(() => undefined);
+    await queues?.close();
     if (!flags.keep) fs.rmSync(home, { recursive: true, force: true });
     else say(`kept ${home}`);
   }

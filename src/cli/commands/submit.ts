@@ -28,7 +28,7 @@ export async function follow(options: { url: string; settings: ReturnType<typeof
   let view: RunView;
   let resultText: string | undefined;
   try {
-    ({ view, resultText } = await waitForRun({ url, repos: settings.repos, branch: settings.branch, run: options.run, timeoutMs, onProgress: (v, elapsed) => progress.update(v, elapsed) }));
+    ({ view, resultText } = await waitForRun({ url, run: options.run, timeoutMs, onProgress: (v, elapsed) => progress.update(v, elapsed) }));
   } finally {
     progress.done();
   }

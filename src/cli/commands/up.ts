@@ -1,7 +1,7 @@
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
 import { UNSANDBOXED_WARNING } from '../../adapters/process/executor.js';
-import { amqpPassword, ensureWebhookSecret, SecretMasker } from '../../app/secrets.js';
+import { ensureWebhookSecret, installationMasker } from '../../app/secrets.js';
 import { parseDuration } from '../../core/duration.js';
 import { amqpUrl, executorKind, home, port, positiveInt, remoteForge, settingsFrom, str, graceMs, UsageError, webhookSecret, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
@@ -21,8 +21,9 @@ export async function upCommand(flags: Flags): Promise<number> {
   }
   const apiToken = process.env.GITJOBS_API_TOKEN || undefined;
   const amqp = amqpUrl(flags);
-  const masker = new SecretMasker([secret, apiToken, forge?.token, amqpPassword(amqp)]);
-  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info', masker);
+  const masker = installationMasker({ webhookSecret: secret, apiToken, forgeToken: forge?.token, amqpUrl: amqp });
+  const logLevel = str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info';
+  const logger = createLogger(logLevel, masker);
   const pollRaw = str(flags, 'poll') ?? process.env.GITJOBS_POLL;
   const pollMs = pollRaw === undefined ? undefined : parseDuration(pollRaw);
   if (pollRaw !== undefined && !pollMs) throw new UsageError(`--poll must be a duration such as 30s, not ${JSON.stringify(pollRaw)}`);
@@ -37,6 +38,8 @@ export async function upCommand(flags: Flags): Promise<number> {
     port: port(flags),
     workers: positiveInt(flags, 'workers', 2),
     executor: executorKind(flags),
+    // Tasks are started from a process of their own: spawning never holds up commits.
+    workerProcess: { logLevel },
     amqpUrl: amqp,
     settings,
     logger,

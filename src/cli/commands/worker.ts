@@ -1,12 +1,14 @@
 import { workerOnly } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
+import { installationMasker } from '../../app/secrets.js';
 import { UNSANDBOXED_WARNING } from '../../adapters/process/executor.js';
 import { amqpUrl, executorKind, positiveInt, settingsFrom, str, graceMs, type Flags } from '../options.js';
 import { onShutdown } from '../shutdown.js';
 
 export async function workerCommand(flags: Flags): Promise<number> {
   const settings = settingsFrom(flags);
-  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info');
+  const apiToken = process.env.GITJOBS_API_TOKEN || undefined;
+  const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info', installationMasker({ apiToken, amqpUrl: amqpUrl(flags) }));
   const cacheDir = str(flags, 'cache');
   if (executorKind(flags) === 'process') process.stderr.write(`\n${UNSANDBOXED_WARNING}\n\n`);
   const running = await workerOnly({
@@ -17,6 +19,7 @@ export async function workerCommand(flags: Flags): Promise<number> {
     logger,
     graceMs: graceMs(flags),
     ...(cacheDir ? { cacheDir } : {}),
+    ...(apiToken ? { apiToken } : {}),
   });
   process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);
   await onShutdown(async (signal) => {

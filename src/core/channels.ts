@@ -1,0 +1,202 @@
+import { z } from 'zod';
+import { MessageError } from './errors.js';
+
+/**
+ * Every message that travels between the stages, one schema per channel:
+ *
+ *   TODO     dispatcher, collector -> worker      one task attempt to run
+ *   DONE     worker -> collector                  what became of it (started, heartbeat, finished)
+ *   DEAD     collector, queues -> an operator     attempts out of retries, and messages no schema accepts
+ *   CONTROL  collector, worker -> every listener  cancel a run, abandon a duplicate attempt, heartbeats
+ *   OUTPUT   worker -> every listener             a running task's output, for live logs
+ *
+ * TODO, DONE and DEAD are durable queues; CONTROL and OUTPUT are fanouts that
+ * only live subscribers hear. Adapters encode and decode through these
+ * schemas, so no stage ever sees a half-parsed message.
+ */
+const limits = z.object({ memoryBytes: z.number(), nanoCpus: z.number(), pids: z.number() });
+export type Limits = z.infer<typeof limits>;
+
+export const todoMessage = z.object({
+  v: z.literal(1),
+  run: z.string(),
+  task: z.string(),
+  attempt: z.number().int().positive(),
+  worker: z.string(),
+  argv: z.array(z.string()).min(1),
+  timeoutMs: z.number().positive(),
+  limits,
+  /** Where the worker fetches its Dockerfile: the config repository and the commit the run was dispatched at. */
+  config: z.object({ url: z.string(), commit: z.string() }),
+  todoCommit: z.string(),
+});
+export type TodoMessage = z.infer<typeof todoMessage>;
+
+const eventBase = {
+  v: z.literal(1),
+  run: z.string(),
+  task: z.string(),
+  attempt: z.number().int().positive(),
+  host: z.string(),
+  /** Which worker process: `host:pid`. */
+  worker: z.string().optional(),
+  image: z.string(),
+  /** The id of the base image the worker image was built on (Docker executor). */
+  baseImage: z.string().optional(),
+  at: z.string(),
+};
+
+const heartbeat = z.object({
+  ...eventBase,
+  kind: z.literal('heartbeat'),
+  /** Set when the attempt is held by heartbeats (acked at start): lost if they stop for this long (ms). */
+  leaseMs: z.number().positive().optional(),
+});
+
+export const taskEvent = z.discriminatedUnion('kind', [
+  z.object({
+    ...eventBase,
+    kind: z.literal('started'),
+    /** The worker acked its TODO message and holds the attempt by heartbeats: lost if they stop for this long (ms). */
+    leaseMs: z.number().positive().optional(),
+    /** The broker had delivered this copy before (its first worker died): false for a fresh copy. */
+    redelivered: z.boolean().optional(),
+  }),
+  /** Sent while an attempt runs; not a transition, never committed. */
+  heartbeat,
+  z.object({
+    ...eventBase,
+    kind: z.literal('finished'),
+    exitCode: z.number().int().nullable(),
+    durationMs: z.number().nonnegative(),
+    timedOut: z.boolean(),
+    stdout: z.string(),
+    /** stdout and stderr interleaved as they came. */
+    output: z.string(),
+    truncated: z.boolean(),
+    /** Set when the attempt failed for a reason other than the task's own exit code. */
+    error: z.string().optional(),
+    /**
+     * When the attempt started, for an attempt so short that its worker
+     * reported start and end together (no `started` was sent).
+     */
+    startedAt: z.string().optional(),
+    redelivered: z.boolean().optional(),
+    /** The attempt was killed because its run was cancelled: what it printed until then, for its log. */
+    cancelled: z.literal(true).optional(),
+  }),
+]);
+export type TaskEvent = z.infer<typeof taskEvent>;
+export type StartedEvent = Extract<TaskEvent, { kind: 'started' }>;
+export type HeartbeatEvent = Extract<TaskEvent, { kind: 'heartbeat' }>;
+export type FinishedEvent = Extract<TaskEvent, { kind: 'finished' }>;
+
+/** A message an operator should look at: the last attempt of a task out of retries, or one no schema accepts. */
+export const deadLetter = todoMessage.partial().extend({
+  v: z.literal(1),
+  reason: z.string(),
+  failedAt: z.string(),
+  /** For a message that could not be decoded: the channel it came from and its body as text. */
+  channel: z.string().optional(),
+  body: z.string().optional(),
+});
+export type DeadLetter = z.infer<typeof deadLetter>;
+
+export const controlMessage = z.union([
+  /** Every worker stops the run's attempts and drops its queued ones. */
+  z.object({ kind: z.literal('cancel'), run: z.string() }),
+  /** One worker stops one attempt: tracking has settled it, so this copy is a duplicate. */
+  z.object({ kind: z.literal('abandon'), run: z.string(), task: z.string(), attempt: z.number().int().positive(), worker: z.string() }),
+  heartbeat,
+]);
+export type ControlMessage = z.infer<typeof controlMessage>;
+
+export const outputMessage = z.object({
+  run: z.string(),
+  task: z.string(),
+  attempt: z.number().int().positive(),
+  seq: z.number().int().nonnegative(),
+  data: z.string(),
+});
+export type OutputMessage = z.infer<typeof outputMessage>;
+
+/** The message type of each channel. */
+export interface Channels {
+  todo: TodoMessage;
+  done: TaskEvent;
+  dead: DeadLetter;
+  control: ControlMessage;
+  output: OutputMessage;
+}
+export type ChannelName = keyof Channels;
+/** Durable queues: each message goes to one consumer. */
+export type WorkQueue = 'todo' | 'done' | 'dead';
+/** Fanouts: each message goes to every live subscriber. */
+export type Fanout = 'control' | 'output';
+
+export const CHANNEL_SCHEMAS: { [C in ChannelName]: z.ZodType<Channels[C]> } = {
+  todo: todoMessage,
+  done: taskEvent,
+  dead: deadLetter,
+  control: controlMessage,
+  output: outputMessage,
+};
+
+export function encode<C extends ChannelName>(_channel: C, message: Channels[C]): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}
+
+/** Decodes a message of `channel`, or throws a MessageError that names the channel and what is wrong. */
+export function decode<C extends ChannelName>(channel: C, content: Buffer): Channels[C] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(content.toString('utf8'));
+  } catch {
+    throw new MessageError(`${channel.toUpperCase()}: message is not JSON (${content.length} bytes)`);
+  }
+  const r = CHANNEL_SCHEMAS[channel].safeParse(raw);
+  if (!r.success) {
+    throw new MessageError(`${channel.toUpperCase()}: message does not match its schema: ${r.error.issues.map((i) => `${i.path.join('.') || '$'}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}
+
+/** The dead letter for a message no schema accepts: what was wrong, and the body as it came (cut at 64 KiB). */
+export function undecodable(channel: ChannelName, content: Buffer, error: MessageError, at: string): DeadLetter {
+  return { v: 1, reason: error.message, failedAt: at, channel, body: content.subarray(0, 64 * 1024).toString('utf8') };
+}
+
+/** One attempt of one task, as leases, running maps and logs name it. */
+export function attemptKey(a: { run: string; task: string; attempt: number }): string {
+  return `${a.run}/${a.task}/${a.attempt}`;
+}
+
+/** The TODO message for a task's next attempt. */
+export function todoFor(
+  run: Pick<import('./run.js').RunRecord, 'id' | 'worker' | 'limits' | 'configCommit' | 'todoCommit'>,
+  task: Pick<import('./task.js').TaskRecord, 'id' | 'attempts' | 'argv' | 'timeoutMs'>,
+  ceiling: Limits,
+  configUrl: string,
+): TodoMessage {
+  return {
+    v: 1,
+    run: run.id,
+    task: task.id,
+    attempt: task.attempts + 1,
+    worker: run.worker ?? 'default',
+    argv: task.argv,
+    timeoutMs: task.timeoutMs,
+    limits: effectiveLimits(ceiling, run.limits),
+    config: { url: configUrl, commit: run.configCommit! },
+    todoCommit: run.todoCommit,
+  };
+}
+
+/** A project may lower the operator's limits, never raise them. */
+export function effectiveLimits(ceiling: Limits, requested: { memoryBytes?: number; nanoCpus?: number; pids?: number } | undefined): Limits {
+  return {
+    memoryBytes: Math.min(ceiling.memoryBytes, requested?.memoryBytes ?? Infinity),
+    nanoCpus: Math.min(ceiling.nanoCpus, requested?.nanoCpus ?? Infinity),
+    pids: Math.min(ceiling.pids, requested?.pids ?? Infinity),
+  };
+}

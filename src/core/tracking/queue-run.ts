@@ -1,0 +1,95 @@
+/** A project file becomes a run: recorded queued with its tasks, or rejected saying why. */
+import { projectNameOf, runPaths, taskFanoutFor } from '../layout.js';
+import type { Project } from '../project.js';
+import type { RunRecord } from '../run.js';
+import type { TaskRecord } from '../task.js';
+import { commitMessage } from '../transition.js';
+import { runChange, taskChange, taskListChange, type Commitable } from './records.js';
+
+export interface QueueRunOptions {
+  runId: string;
+  file: string;
+  project: Project;
+  todoCommit: string;
+  configCommit: string;
+  now: string;
+  /** Set when this run is a re-run of another. */
+  rerunOf?: string;
+}
+
+export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf } = options;
+  const run: RunRecord = {
+    id: runId,
+    layout: 2,
+    taskCount: project.tasks.length,
+    taskFanout: taskFanoutFor(project.tasks.length),
+    project: project.name,
+    file,
+    format: project.format,
+    state: 'queued',
+    todoCommit,
+    configCommit,
+    worker: project.worker,
+    reduce: project.reduce,
+    ...(project.limits ? { limits: project.limits } : {}),
+    tasks: project.tasks.map((t) => t.id),
+    createdAt: now,
+    ...(rerunOf ? { rerunOf } : {}),
+  };
+  const tasks: TaskRecord[] = project.tasks.map((t) => ({
+    run: runId,
+    id: t.id,
+    state: 'queued',
+    attempts: 0,
+    maxAttempts: (t.retry?.max ?? project.retries) + 1,
+    ...(t.retry?.on ? { retryOn: t.retry.on } : {}),
+    ...(t.retry?.backoffMs !== undefined ? { backoffMs: t.retry.backoffMs } : {}),
+    argv: t.argv,
+    timeoutMs: t.timeoutMs,
+    queuedAt: now,
+  }));
+  const paths = runPaths(run);
+  const n = tasks.length;
+  const message = commitMessage(
+    `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''})`,
+    { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) },
+    `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.`,
+  );
+  return { run, tasks, changes: [runChange(paths, run), taskListChange(paths, tasks), ...tasks.map((t) => taskChange(paths, t))], message };
+}
+
+export interface RejectRunOptions {
+  runId: string;
+  file: string;
+  problems: { path: string; message: string }[];
+  todoCommit: string;
+  now: string;
+  rerunOf?: string;
+}
+
+export function rejectedRun(options: RejectRunOptions): { run: RunRecord } & Commitable {
+  const { runId, file, problems, todoCommit, now, rerunOf } = options;
+  const error = `${file}: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`;
+  const run: RunRecord = {
+    id: runId,
+    layout: 2,
+    taskCount: 0,
+    project: projectNameOf(file),
+    file,
+    state: 'rejected',
+    todoCommit,
+    tasks: [],
+    createdAt: now,
+    finishedAt: now,
+    error,
+    problems,
+    ...(rerunOf ? { rerunOf } : {}),
+  };
+  const body = problems.map((p) => `${file} ${p.path}: ${p.message}`).join('\n');
+  return {
+    run,
+    changes: [runChange(runPaths(run), run)],
+    message: commitMessage(`${runId}: rejected (${problems.length} problem${problems.length === 1 ? '' : 's'} in ${file})`, { 'Todo-Commit': todoCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) }, body),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * A re-run of a run's failed part (`gitjobs rerun RUN --failed`) does not
+ * run again what succeeded: each such task is recorded `queued ->
+ * succeeded` in one commit of its own, naming the run, task and tracking
+ * commit its result comes from, with that result's log (and stdout) copied
+ * into the new run, so that the new run's result is whole and every reader
+ * finds it where it finds any other.
+ */
+import { formatDuration } from '../duration.js';
+import { TransitionError } from '../errors.js';
+import { runPaths } from '../layout.js';
+import type { RunRecord } from '../run.js';
+import { assertTransition, type ReusedFrom, type TaskRecord } from '../task.js';
+import { commitMessage, transitionSubject } from '../transition.js';
+import { runTrailers, taskChange, type Commitable } from './records.js';
+
+/** What a reused task brings from the run it comes from. */
+export interface ReuseSource {
+  from: ReusedFrom;
+  /** Its record there (succeeded). */
+  record: TaskRecord;
+  /** Its log, and its stdout (the same text unless stderr was mixed into the log). */
+  log: string;
+  stdout: string;
+}
+
+export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSource, now: string): { task: TaskRecord } & Commitable {
+  if (queued.state !== 'queued') throw new TransitionError(`${run.id}/${queued.id}: only a queued task reuses a result; it is ${queued.state}`);
+  assertTransition(`${run.id}/${queued.id}`, queued.state, 'succeeded');
+  const { record, from } = source;
+  const task: TaskRecord = {
+    ...queued,
+    state: 'succeeded',
+    finishedAt: now,
+    exitCode: record.exitCode ?? 0,
+    ...(record.durationMs !== undefined ? { durationMs: record.durationMs } : {}),
+    ...(record.worker ? { worker: record.worker } : {}),
+    ...(record.outputTruncated !== undefined ? { outputTruncated: record.outputTruncated } : {}),
+    reusedFrom: from,
+  };
+  const paths = runPaths(run);
+  const changes = [{ path: paths.logFile(task.id), content: source.log }];
+  if (source.stdout !== source.log) {
+    task.stdoutFile = paths.stdoutFile(task.id);
+    changes.push({ path: task.stdoutFile, content: source.stdout });
+  }
+  const detail = `reused from ${from.run}/${from.task} at ${from.commit.slice(0, 7)}${record.durationMs !== undefined ? `, ran ${formatDuration(record.durationMs)}` : ''}`;
+  return {
+    task,
+    changes: [taskChange(paths, task), ...changes],
+    message: commitMessage(transitionSubject(run.id, task.id, 'queued', 'succeeded', detail), { ...runTrailers(run), 'Reused-From': `${from.run}/${from.task}@${from.commit}` }),
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * One project file at one todo commit becomes one run: a commit in tracking
+ * records it queued with its tasks (or rejected, naming the file, the JSON
+ * path and the rule), then one TODO message per task is published.
+ */
+import { todoFor } from '../core/channels.js';
+import { isoAt } from '../core/clock.js';
+import { ProjectError, SizeLimitError } from '../core/errors.js';
+import { runIdFor } from '../core/ids.js';
+import { candidateRunFiles, runPaths } from '../core/layout.js';
+import { commitMessage } from '../core/transition.js';
+import { json, runTrailers } from '../core/tracking/records.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock, GitStore, Queue, RunObserver } from '../core/ports.js';
+import { parseProject, PROJECT_LIMITS, type Project } from '../core/project.js';
+import type { Settings } from '../core/settings.js';
+import { queuedRun, rejectedRun } from '../core/tracking/queue-run.js';
+import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
+
+/** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
+export const PUSH_BYTES = 16 * 1024 * 1024;
+
+export type DispatchOutcome =
+  /** `tasks` sent to run; `reused`, in a re-run of the failed part, recorded from the run it re-runs. */
+  | { file: string; run: string; outcome: 'queued'; tasks: number; reused?: number }
+  | { file: string; run: string; outcome: 'rejected'; error: string }
+  | { file: string; run: string; outcome: 'duplicate' };
+
+export interface RecorderContext {
+  store: GitStore;
+  queue: Queue;
+  settings: Settings;
+  /** Clone URL of the config repository, as workers will fetch it. */
+  configUrl: string;
+  clock: Clock;
+  log: Logger;
+  observer?: RunObserver;
+}
+
+/** What the files of one push have used of PUSH_BYTES so far. */
+export class PushBudget {
+  private used = 0;
+
+  /** Throws a ProjectError once the push has carried more than PUSH_BYTES of project files. */
+  take(file: string, bytes: number): void {
+    this.used += Math.min(bytes, PROJECT_LIMITS.fileBytes + 1);
+    if (bytes <= PROJECT_LIMITS.fileBytes && this.used > PUSH_BYTES) {
+      throw new ProjectError(file, [{ path: '$', message: `the push carries more than ${PUSH_BYTES} bytes of project files; this one is past the limit, push it again on its own` }]);
+    }
+  }
+}
+
+export interface RecordOptions {
+  file: string;
+  todoCommit: string;
+  configCommit: string | undefined;
+  budget: PushBudget;
+  /** For a re-run: its own id, and the run it repeats. */
+  rerun?: { runId: string; rerunOf: string };
+  /** For a re-run of the failed part: the tasks not run again, by id, with the results they reuse. */
+  reuse?: ReadonlyMap<string, ReuseSource>;
+  /** For a re-run of some tasks: the run has only these. */
+  only?: ReadonlySet<string>;
+  /** Recorded as rejected with these problems, without reading the file (a rule about the whole push). */
+  refused?: ProjectError;
+}
+
+/**
+ * Records the run once: a second call for the same (file, commit) finds it
+ * and says `duplicate`. Throws a ConflictError when another writer recorded
+ * it between the check and the commit (the caller checks again).
+ */
+export async function recordRun(ctx: RecorderContext, options: RecordOptions): Promise<DispatchOutcome> {
+  const { store, settings } = ctx;
+  const { file, todoCommit, configCommit, rerun } = options;
+  const runId = rerun?.runId ?? runIdFor(file, todoCommit);
+  const rerunOf = rerun ? { rerunOf: rerun.rerunOf } : {};
+  const log = ctx.log.child({ run: runId });
+  const tracking = settings.repos.tracking;
+  // A run with this id, recorded in either layout, is this run: never record it twice.
+  const runFiles = candidateRunFiles(runId).map((c) => c.runFile);
+  const head = await store.head(tracking);
+  if (head && (await Promise.all(runFiles.map((f) => store.fileSize(tracking, head, f)))).some((s) => s !== undefined)) {
+    log.info({ file }, 'run already recorded; duplicate push ignored');
+    return { file, run: runId, outcome: 'duplicate' };
+  }
+  const now = isoAt(ctx.clock);
+  let project: Project;
+  try {
+    if (options.refused) throw options.refused;
+    project = await readProject(ctx, options);
+    if (options.only) project = { ...project, tasks: project.tasks.filter((t) => options.only!.has(t.id)) };
+  } catch (err) {
+    if (!(err instanceof ProjectError)) throw err;
+    const rejected = rejectedRun({ runId, file, problems: [...err.problems], todoCommit, now, ...rerunOf });
+    await store.commit(tracking, { changes: rejected.changes, message: rejected.message, absent: runFiles });
+    log.warn({ file, error: rejected.run.error }, 'project rejected');
+    ctx.observer?.runRejected?.({ id: runId, todoCommit, ...(rejected.run.error ? { error: rejected.run.error } : {}) });
+    return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
+  }
+  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf });
+  await store.commit(tracking, { changes: queued.changes, message: queued.message, absent: runFiles });
+  ctx.observer?.runQueued?.({ id: runId, todoCommit, taskCount: queued.tasks.length });
+  // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent.
+  const toRun = queued.tasks.filter((t) => !options.reuse?.has(t.id));
+  const reused = queued.tasks.filter((t) => options.reuse?.has(t.id)).map((t) => reuseTask(queued.run, t, options.reuse!.get(t.id)!, now));
+  if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
+  // Publishes go out together and are confirmed together, not one round trip each.
+  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl))));
+  // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
+  const paths = runPaths(queued.run);
+  const n = toRun.length;
+  await store
+    .commit(tracking, {
+      changes: [{ path: paths.publishedFile!, content: json({ at: isoAt(ctx.clock), messages: n, queue: settings.queues.todo }) }],
+      message: commitMessage(`${runId}: published (${n} TODO message${n === 1 ? '' : 's'} confirmed by the broker)`, runTrailers(queued.run)),
+    })
+    .catch((err: Error) => log.warn({ err: err.message }, 'could not record that the run was published; recovery sends its queued tasks again'));
+  log.info({ file, tasks: n, ...(reused.length ? { reused: reused.length } : {}) }, 'run queued');
+  return { file, run: runId, outcome: 'queued', tasks: n, ...(reused.length ? { reused: reused.length } : {}) };
+}
+
+/** The project file as pushed, sized before it is read, and parsed; a ProjectError says what is wrong. */
+async function readProject(ctx: RecorderContext, options: RecordOptions): Promise<Project> {
+  const { store, settings } = ctx;
+  const { file, todoCommit, configCommit, budget } = options;
+  const missing = () => new ProjectError(file, [{ path: '$', message: `${settings.repos.todo} has no ${file} at ${todoCommit.slice(0, 7)}` }]);
+  const bytes = await store.fileSize(settings.repos.todo, todoCommit, file);
+  if (bytes === undefined) throw missing();
+  budget.take(file, bytes);
+  if (bytes > PROJECT_LIMITS.fileBytes) {
+    throw new ProjectError(file, [{ path: '$', message: `file is ${bytes} bytes; a project file may be at most ${PROJECT_LIMITS.fileBytes} bytes` }]);
+  }
+  if (!configCommit) throw new ProjectError(file, [{ path: '$', message: `the ${settings.repos.config} repository has no ${settings.branch} branch to build workers from` }]);
+  let text: string | undefined;
+  try {
+    text = await store.readFile(settings.repos.todo, todoCommit, file, { maxBytes: PROJECT_LIMITS.fileBytes });
+  } catch (err) {
+    if (err instanceof SizeLimitError) throw new ProjectError(file, [{ path: '$', message: `file is ${err.size} bytes; a project file may be at most ${PROJECT_LIMITS.fileBytes} bytes` }]);
+    throw err;
+  }
+  if (text === undefined) throw missing();
+  return parseProject(file, text);
+}

@@ -1,0 +1,156 @@
+/**
+ * One task attempt on a worker: the image is prepared, `started` goes to
+ * DONE, the executor runs the task while heartbeats and output go out, and
+ * `finished` goes to DONE. A task that may outlive the broker's patience
+ * with an unacked delivery is acked at start and held by heartbeats instead.
+ */
+import type { TaskEvent, TodoMessage } from '../core/channels.js';
+import { RequeueError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Clock, Delivery, Executor, ExecResult, Queue, WorkerSource } from '../core/ports.js';
+import { needsLease, type Settings } from '../core/settings.js';
+import { attemptKey } from '../core/channels.js';
+import { OutputStream } from './output-stream.js';
+
+/** An attempt that ends within this long reports its start with its end, in one message. */
+export const START_REPORT_DELAY_MS = 100;
+
+/** Where a worker finds its Dockerfile (config-source.ts over Git). */
+export interface WorkerSources {
+  worker(url: string, commit: string, name: string): Promise<WorkerSource>;
+}
+
+export interface AttemptContext {
+  queue: Queue;
+  executor: Executor;
+  sources: WorkerSources;
+  clock: Clock;
+  outputCap: number;
+  /** The broker's consumer timeout and the heartbeat period of running attempts. */
+  lease: Pick<Settings, 'consumerTimeoutMs' | 'heartbeatMs'>;
+  host: string;
+  /** This worker process, `host:pid`. */
+  workerId: string;
+  pid: number;
+}
+
+/** Why an attempt was killed from outside. */
+export type StopReason = 'cancel' | 'shutdown' | 'abandon';
+
+export interface Control {
+  run: string;
+  controller: AbortController;
+  reason?: StopReason;
+  /** It has a slot: it runs (or is being prepared to). Without one it is only waiting for its turn. */
+  running?: boolean;
+}
+
+/**
+ * Runs one attempt; `release` is called as soon as the task's own process
+ * (or container) is gone, so that its slot takes the next attempt while this
+ * one's outcome is still being sent.
+ */
+export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control: Control, delivery: Delivery, log: Logger, release: () => void = () => undefined): Promise<void> {
+  const { queue, executor, clock } = ctx;
+  const at = () => new Date(clock.now()).toISOString();
+  const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: ctx.host, worker: ctx.workerId };
+  const report = (event: TaskEvent) => queue.publish('done', event);
+  /** The outcome of an attempt that gitjobs could not run (no image, an executor error). */
+  const failedToRun = (image: string, error: string): TaskEvent => ({ ...base, kind: 'finished', image, at: at(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
+
+  let image: string;
+  try {
+    image = await executor.prepare(await ctx.sources.worker(msg.config.url, msg.config.commit, msg.worker));
+  } catch (err) {
+    release();
+    const error = `worker image: ${(err as Error).message}`;
+    log.error({ err: (err as Error).message }, 'could not prepare the worker image');
+    await report({ ...base, kind: 'started', image: 'none', at: at(), redelivered: delivery.redelivered });
+    await report(failedToRun('none', error));
+    return;
+  }
+  const imageName = executor.kind === 'docker' ? image : `${executor.kind} (unsandboxed)`;
+  // From here on, every report names the base image the worker image was built on (what `rerun --pinned` compares).
+  const baseImage = await executor.baseImage?.().catch(() => undefined);
+  if (baseImage) Object.assign(base, { baseImage });
+  const leased = needsLease(ctx.lease, msg.timeoutMs);
+  const leaseMs = ctx.lease.heartbeatMs * 3;
+  const startedAt = at();
+  const started = { ...base, kind: 'started' as const, image: imageName, at: startedAt, redelivered: delivery.redelivered, ...(leased ? { leaseMs } : {}) };
+  // `started` goes out once the attempt has run for a moment: one that ends sooner reports start and end in one
+  // message (half the traffic for short tasks; both transitions are still committed, with their own times).
+  let startReport: Promise<void> | undefined;
+  let cancelStart: (() => void) | undefined;
+  if (leased) {
+    startReport = report(started);
+    await startReport;
+    delivery.ackNow();
+  } else {
+    cancelStart = clock.after(START_REPORT_DELAY_MS, () => {
+      cancelStart = undefined;
+      startReport = report(started);
+    });
+  }
+  // On the fanout, so that every collector hears every heartbeat. A leased attempt is held by them (they carry
+  // its lease); any other is held by its message, and they tell a collector that has just started that a worker
+  // still has it, so that it does not queue it again.
+  let stopHeartbeat = clock.after(ctx.lease.heartbeatMs, function beat() {
+    queue.broadcast('control', { ...base, kind: 'heartbeat', image: imageName, at: at(), ...(leased ? { leaseMs } : {}) }).catch(() => undefined);
+    stopHeartbeat = clock.after(ctx.lease.heartbeatMs, beat);
+  });
+  log.debug({ argv: msg.argv, leased }, 'task started');
+  const output = new OutputStream(queue, clock, msg);
+  let result: ExecResult;
+  try {
+    result = await executor.run({
+      signal: control.controller.signal,
+      onOutput: output.write,
+      image,
+      argv: msg.argv,
+      timeoutMs: msg.timeoutMs,
+      limits: msg.limits,
+      labels: {
+        'io.gitjobs.run': msg.run,
+        'io.gitjobs.task-id': msg.task,
+        'io.gitjobs.attempt': String(msg.attempt),
+        'io.gitjobs.worker-host': ctx.host,
+        'io.gitjobs.worker-pid': String(ctx.pid),
+      },
+      env: { GITJOBS_RUN: msg.run, GITJOBS_TASK: msg.task, GITJOBS_ATTEMPT: String(msg.attempt) },
+      outputCap: ctx.outputCap,
+    });
+  } catch (err) {
+    const error = `${executor.kind} executor: ${(err as Error).message}`;
+    log.error({ err: (err as Error).message }, 'task could not run');
+    cancelStart?.();
+    await startReport;
+    await report({ ...failedToRun(imageName, error), ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }) });
+    return;
+  } finally {
+    release();
+    stopHeartbeat();
+    await output.end();
+  }
+  cancelStart?.();
+  // A `started` that went out is confirmed before `finished` follows it.
+  await startReport?.catch(() => undefined);
+  const { aborted, ...outcome } = result;
+  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }) };
+  if (aborted) {
+    if (control.reason === 'shutdown') {
+      // Another worker takes the attempt: a leased one's message is acked already, so it is queued again.
+      if (leased) return queue.publish('todo', msg);
+      throw new RequeueError(`${attemptKey(msg)}: worker shutting down`);
+    }
+    if (control.reason === 'abandon') {
+      log.info({}, 'task killed: a duplicate copy of an attempt that tracking has settled');
+      return;
+    }
+    // Its run was cancelled: what it printed until then goes to tracking, as the log of a cancelled task.
+    log.info({}, 'task killed: its run was cancelled');
+    await report({ ...finished, cancelled: true });
+    return;
+  }
+  log.info({ exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut }, 'task finished');
+  await report(finished);
+}
