@@ -61,10 +61,12 @@ export async function upCommand(flags: Flags): Promise<number> {
     `Push projects to projects/*.json in ${settings.repos.todo}; watch ${settings.repos.tracking}. Ctrl-C stops.`,
     '',
   ];
-  process.stdout.write(lines.join('\n'));
-  await onShutdown(async (signal) => {
+  // Signals are handled before the lines that say so: whoever reads them may send one at once.
+  const stopped = onShutdown(async (signal) => {
     logger.info({ signal }, 'stopping');
     await running.stop();
   });
+  process.stdout.write(lines.join('\n'));
+  await stopped;
   return 0;
 }

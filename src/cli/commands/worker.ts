@@ -21,10 +21,12 @@ export async function workerCommand(flags: Flags): Promise<number> {
     ...(cacheDir ? { cacheDir } : {}),
     ...(apiToken ? { apiToken } : {}),
   });
-  process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);
-  await onShutdown(async (signal) => {
+  // Signals are handled before the line that says so: whoever reads it may send one at once.
+  const stopped = onShutdown(async (signal) => {
     logger.info({ signal }, 'stopping: no new tasks, waiting for running ones');
     await running.stop();
   });
+  process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);
+  await stopped;
   return 0;
 }
