@@ -4,6 +4,8 @@
  * workers) and for `gitjobs worker` (workers only). It decides nothing:
  * every rule lives in the room it belongs to.
  */
+import { ResultCache } from '../core/result-cache.js';
+import { repoTree } from '../core/run-reader.js';
 import os from 'node:os';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -173,7 +175,9 @@ export async function up(options: UpOptions): Promise<Running> {
 
     const statuses = repos.remote ? new StatusReporter(repos.remote, todo, options.publicUrl ?? url, logger) : undefined;
     const observer = combineObservers(statuses, live, events, metrics);
-    const collector = new Collector({ store, queue, settings, configUrl, log: logger, observer, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
+    // The result cache's index: read from tracking when a task first asks for it, then kept by the collector.
+    const resultCache = new ResultCache({ source: repoTree(store, settings.repos.tracking), head: () => store.head(settings.repos.tracking) });
+    const collector = new Collector({ store, queue, settings, configUrl, log: logger, observer, resultCache, ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
     await collector.start();
     metrics.leasesHeld = () => collector.leasesHeld;
     teardown.add(() => collector.stop());
@@ -188,7 +192,7 @@ export async function up(options: UpOptions): Promise<Running> {
 
     const sources = new ConfigSource(path.join(options.home, 'cache'), settings.branch, options.apiToken);
     const prebuild = executor && ((commit: string) => void prebuildImages({ executor, sources, store, configRepo: config, configUrl, log: logger }, commit));
-    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, observer, ...(prebuild ? { onConfig: prebuild } : {}) });
+    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, observer, resultCache, ...(prebuild ? { onConfig: prebuild } : {}) });
     stages.openWith({ dispatcher, collector });
     host.onPush(onPush);
 

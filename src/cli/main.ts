@@ -30,10 +30,13 @@ Usage:
       Workers only, for other machines against the same RabbitMQ. Removes task
       containers left by crashed workers of this host when it starts. Sends
       GITJOBS_API_TOKEN, when set, to fetch config from an up that asks for it.
-  gitjobs submit FILE [--wait] [--as NAME] [--url URL] [--timeout 30m]
+  gitjobs submit FILE [--wait] [--as NAME] [--no-cache] [--url URL] [--timeout 30m]
       Commit FILE to projects/ in the todo repository and push it. With --wait,
       show progress until the result lands (a bar on a terminal, lines
       otherwise), print it, and exit 1 if the run failed (2 if it was rejected).
+      --no-cache: tasks with "cache": true run even when the result cache
+      holds their result (the commit says "Gitjobs-Cache: off"; a git push of
+      a commit with that line does the same).
   gitjobs status [RUN] [--url URL]
       Runs and task states, through the server's API (which reads them from
       the tracking repository).
@@ -46,15 +49,16 @@ Usage:
       Cancel a run: unfinished tasks end cancelled, running containers are
       killed, the result records it. Deleting the project file does the same.
       Sends GITJOBS_API_TOKEN as bearer token when it is set.
-  gitjobs rerun RUN [--failed] [--pinned] [--wait] [--timeout 30m] [--url URL]
+  gitjobs rerun RUN [--failed] [--pinned] [--no-cache] [--wait] [--timeout 30m] [--url URL]
       Run a finished (or rejected) run again as a new run RUN.rN: the same
       project file at the same todo commit, with the config repository as it
       is now. --failed runs only the tasks that did not succeed; the others
       are recorded "queued -> succeeded (reused from RUN/TASK at COMMIT)" with
       their output, so the result is whole. --pinned uses the config commit
       RUN ran with instead of today's (its images built again if gone); with
-      --wait it says when the base image has changed since. --wait follows
-      it as submit --wait does. Needs the same token.
+      --wait it says when the base image has changed since. --no-cache: no
+      task takes its result from the result cache. --wait follows it as
+      submit --wait does. Needs the same token.
   gitjobs diff RUN1 RUN2 [--all] [--url URL]
       Two runs task by task: state, exit code, output (blob id), image and
       duration; only the tasks that differ unless --all. Exits 1 when
@@ -126,13 +130,13 @@ const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boole
   watch: { flags: { url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/watch.js'), 'watchCommand') },
   logs: { flags: { url: { type: 'string' }, port: { type: 'string' }, follow: { type: 'boolean', short: 'f' } }, run: lazy(() => import('./commands/logs.js'), 'logsCommand') },
   cancel: { flags: { url: { type: 'string' }, port: { type: 'string' }, reason: { type: 'string' } }, run: lazy(() => import('./commands/cancel.js'), 'cancelCommand') },
-  rerun: { flags: { url: { type: 'string' }, port: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, failed: { type: 'boolean' }, pinned: { type: 'boolean' } }, run: lazy(() => import('./commands/rerun.js'), 'rerunCommand') },
+  rerun: { flags: { url: { type: 'string' }, port: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, failed: { type: 'boolean' }, pinned: { type: 'boolean' }, 'no-cache': { type: 'boolean' } }, run: lazy(() => import('./commands/rerun.js'), 'rerunCommand') },
   bisect: { flags: { url: { type: 'string' }, port: { type: 'string' }, good: { type: 'string' }, bad: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/bisect.js'), 'bisectCommand') },
   verify: { flags: { url: { type: 'string' }, port: { type: 'string' }, tracking: { type: 'string' }, done: { type: 'string' } }, run: lazy(() => import('./commands/verify.js'), 'verifyCommand') },
   diff: { flags: { url: { type: 'string' }, port: { type: 'string' }, all: { type: 'boolean' } }, run: lazy(() => import('./commands/diff.js'), 'diffCommand') },
   init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: lazy(() => import('./commands/init.js'), 'initCommand') },
   worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: lazy(() => import('./commands/worker.js'), 'workerCommand') },
-  submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/submit.js'), 'submitCommand') },
+  submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, 'no-cache': { type: 'boolean' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/submit.js'), 'submitCommand') },
   status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: lazy(() => import('./commands/status.js'), 'statusCommand') },
   demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: lazy(() => import('./commands/demo.js'), 'demoCommand') },
 };

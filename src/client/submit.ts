@@ -12,6 +12,7 @@ import { runIdFor } from '../core/ids.js';
 import { isRunFinal } from '../core/run.js';
 import type { RunView } from '../core/run-reader.js';
 import { SubmitError } from './submit-error.js';
+import { NO_CACHE_TRAILER } from '../core/cache-key.js';
 import { ApiError, resultText, runProgress, runView, type RunProgress } from './api.js';
 import { readEvents } from './sse.js';
 
@@ -26,6 +27,8 @@ export interface SubmitOptions {
   author?: { name: string; email: string };
   /** GITJOBS_API_TOKEN, when the server asks for credentials to push. */
   token?: string;
+  /** Run without the result cache: the commit message carries the trailer that says so. */
+  noCache?: boolean;
 }
 
 export interface Submitted {
@@ -64,7 +67,7 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
     fs.writeFileSync(full, content);
     await git.add({ fs, dir, filepath: target });
     const author = options.author ?? { name: process.env.GIT_AUTHOR_NAME ?? os.userInfo().username, email: process.env.GIT_AUTHOR_EMAIL ?? `${os.userInfo().username}@${os.hostname()}` };
-    const commit = await git.commit({ fs, dir, message: `Submit ${target}\n`, author });
+    const commit = await git.commit({ fs, dir, message: `Submit ${target}\n${options.noCache ? `\n${NO_CACHE_TRAILER}\n` : ''}`, author });
     let pushed;
     try {
       pushed = await git.push({ fs, http, dir, url, ref: options.branch, remoteRef: options.branch, ...auth(options.token) });

@@ -14,7 +14,10 @@
  *   recovery.ts    reconciling tracking with the queues on start
  *   run-book.ts    the runs in memory;  step.ts  commits staged, effects once durable
  */
-import { repoTree, unfinishedRuns } from '../core/run-reader.js';
+import { readTask, readTaskResult, repoTree, unfinishedRuns } from '../core/run-reader.js';
+import type { ResultCache } from '../core/result-cache.js';
+import type { ReuseSource } from '../core/tracking/reuse.js';
+import type { ReusedFrom } from '../core/task.js';
 import { ConflictError } from '../core/errors.js';
 import { Serial } from '../core/serial.js';
 import { systemClock, isoAt } from '../core/clock.js';
@@ -39,6 +42,8 @@ export type { RecoveryReport } from './recovery.js';
 export interface CollectorOptions extends StageOptions {
   /** How many DONE messages may be in hand at once: the more, the more transitions go to disk together. */
   prefetch?: number;
+  /** The result cache's index, which the dispatcher reads: results committed here are added to it. */
+  resultCache?: ResultCache;
   onRunFinished?: (result: RunResult) => void;
 }
 
@@ -61,7 +66,13 @@ export class Collector {
     this.book = new RunBook(store, settings.repos.tracking, settings.resultCap);
     this.retries = new Retries({ queue, clock: this.clock, settings, configUrl, log });
     const completion = new Completion({ store, settings, clock: this.clock, ...(observer ? { observer } : {}), ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
-    this.intake = new Intake({ queue, settings, retries: this.retries, completion, ...(observer ? { observer } : {}) });
+    const readResult = async (from: ReusedFrom): Promise<ReuseSource | undefined> => {
+      const source = repoTree(store, settings.repos.tracking);
+      const found = await readTask(source, from.commit, from.run, from.task).catch(() => undefined);
+      if (!found) return undefined;
+      return { from, record: found.task, ...(await readTaskResult(source, from.commit, found.paths, found.task)) };
+    };
+    this.intake = new Intake({ queue, settings, retries: this.retries, completion, readResult, ...(observer ? { observer } : {}), ...(options.resultCache ? { resultCache: options.resultCache } : {}) });
     this.leases = new LeaseKeeper({
       clock: this.clock,
       checkEveryMs: Math.max(200, Math.min(5000, settings.heartbeatMs)),

@@ -4,7 +4,10 @@
  * result). A copy of an attempt that tracking has already settled is told
  * to stop.
  */
-import type { TaskEvent } from '../core/channels.js';
+import type { FinishedEvent, TaskEvent } from '../core/channels.js';
+import type { ResultCache } from '../core/result-cache.js';
+import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
+import type { ReusedFrom } from '../core/task.js';
 import type { Logger } from '../core/logger.js';
 import type { Queue } from '../core/ports.js';
 import type { Settings } from '../core/settings.js';
@@ -25,6 +28,10 @@ export interface IntakeOptions {
   retries: Retries;
   completion: Completion;
   observer?: RunObserver;
+  /** The result cache's index, kept in step with the results committed here. */
+  resultCache?: ResultCache;
+  /** Reads an earlier result a cache hit names (its record, log and stdout), or undefined when tracking has no such result. */
+  readResult?: (from: ReusedFrom) => Promise<ReuseSource | undefined>;
 }
 
 export class Intake {
@@ -39,6 +46,10 @@ export class Intake {
     const task = live.tasks.get(event.task);
     if (!task) {
       log.warn({}, 'event for a task that the run does not have; dropped');
+      return;
+    }
+    if (event.kind === 'finished' && event.cached) {
+      await this.fromCache(step, book, live, task, event, event.cached, log);
       return;
     }
     for (const applied of applyEvent(live.run, task, event, { outputTail: this.options.settings.outputTail })) {
@@ -59,12 +70,42 @@ export class Intake {
         live.run = started;
         changes.push(runChange(runPaths(started), started));
       }
-      await step.commit({ changes, message: applied.message }, { run: live.run.id, task: applied.task });
+      const oid = await step.commit({ changes, message: applied.message }, { run: live.run.id, task: applied.task });
       book.setTask(live, applied.task);
+      const { resultCache } = this.options;
+      if (resultCache && applied.task.cacheKey) {
+        const [run, done] = [live.run, applied.task];
+        step.then(() => resultCache.addTask(run, done, oid));
+      }
       if (isFinal(applied.task) && applied.task.state === 'failed') this.options.retries.deadLetter(step, live.run, applied.task, log);
     }
     // The output of a cancelled attempt moves nothing on: its task was final already.
     await this.afterChange(step, book, live, event.kind === 'finished' && !event.cancelled, log, live.tasks.get(event.task));
+  }
+
+  /**
+   * A worker found the task's key among its cache candidates and ran
+   * nothing: the task is recorded succeeded with the earlier result. If that
+   * result cannot be read any more, the attempt is sent again without
+   * candidates, and runs.
+   */
+  private async fromCache(step: Step, book: RunBook, live: LiveRun, task: TaskRecord, event: FinishedEvent, from: ReusedFrom, log: Logger): Promise<void> {
+    if (task.state !== 'queued' || event.attempt !== task.attempts + 1) {
+      log.info({ reason: `task is ${task.state} at attempt ${task.attempts}` }, 'cache hit ignored');
+      return;
+    }
+    const source = await this.options.readResult?.(from);
+    if (!source || source.record.state !== 'succeeded') {
+      log.warn({ from }, 'the cached result a worker named cannot be read from tracking; the task runs instead');
+      const message = this.options.retries.messageFor(live.run, task);
+      step.then(() => this.options.retries.sendLater(message, 0));
+      return;
+    }
+    const hit = reuseTask(live.run, task, source, event.at, { key: event.cacheKey ?? '', attempt: event.attempt, host: event.host });
+    await step.commit(hit, { run: live.run.id, task: hit.task });
+    book.setTask(live, { ...hit.task, stdout: source.stdout });
+    log.info({ from: `${from.run}/${from.task}` }, 'task succeeded from the result cache');
+    await this.afterChange(step, book, live, true, log, live.tasks.get(task.id));
   }
 
   /** What follows from a run's state, whoever wrote it: retries of failed attempts, then the result. */

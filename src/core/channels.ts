@@ -29,6 +29,11 @@ export const todoMessage = z.object({
   /** Where the worker fetches its Dockerfile: the config repository and the commit the run was dispatched at. */
   config: z.object({ url: z.string(), commit: z.string() }),
   todoCommit: z.string(),
+  /**
+   * The task asked for the result cache: its worker computes its key (cache-key.ts), reports it with the
+   * outcome, and runs nothing when one of these earlier results has the same key.
+   */
+  cache: z.object({ candidates: z.array(z.object({ key: z.string(), run: z.string(), task: z.string(), commit: z.string() })) }).optional(),
 });
 export type TodoMessage = z.infer<typeof todoMessage>;
 
@@ -84,6 +89,10 @@ export const taskEvent = z.discriminatedUnion('kind', [
     redelivered: z.boolean().optional(),
     /** The attempt was killed because its run was cancelled: what it printed until then, for its log. */
     cancelled: z.literal(true).optional(),
+    /** The result cache's key of this attempt (sent for tasks that asked for the cache). */
+    cacheKey: z.string().optional(),
+    /** Nothing ran: this earlier result has the same key (one of the TODO message's candidates). */
+    cached: z.object({ run: z.string(), task: z.string(), commit: z.string() }).optional(),
   }),
 ]);
 export type TaskEvent = z.infer<typeof taskEvent>;
@@ -174,9 +183,11 @@ export function attemptKey(a: { run: string; task: string; attempt: number }): s
 /** The TODO message for a task's next attempt. */
 export function todoFor(
   run: Pick<import('./run.js').RunRecord, 'id' | 'worker' | 'limits' | 'configCommit' | 'todoCommit'>,
-  task: Pick<import('./task.js').TaskRecord, 'id' | 'attempts' | 'argv' | 'timeoutMs'>,
+  task: Pick<import('./task.js').TaskRecord, 'id' | 'attempts' | 'argv' | 'timeoutMs' | 'cache'>,
   ceiling: Limits,
   configUrl: string,
+  /** For a task that asked for the cache: earlier results it may take (none for a retry, or with --no-cache). */
+  candidates: readonly { key: string; run: string; task: string; commit: string }[] = [],
 ): TodoMessage {
   return {
     v: 1,
@@ -189,6 +200,7 @@ export function todoFor(
     limits: effectiveLimits(ceiling, run.limits),
     config: { url: configUrl, commit: run.configCommit! },
     todoCommit: run.todoCommit,
+    ...(task.cache ? { cache: { candidates: [...candidates] } } : {}),
   };
 }
 

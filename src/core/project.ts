@@ -17,6 +17,8 @@ export interface TaskSpec {
   timeoutMs: number;
   /** Which failures are retried, when the task or its project says (else every failure, `retries` times). */
   retry?: RetryPolicy;
+  /** Its result may come from the result cache (`"cache": true` on the task or its project; see core/cache-key.ts). */
+  cache?: true;
 }
 
 /** A project file, normalised from any of the shapes gitjobs accepts. */
@@ -33,6 +35,8 @@ export interface Project {
   tasks: TaskSpec[];
   /** Lower resource limits than the operator's, when the project asks for them. */
   limits?: RequestedLimits;
+  /** `"cache": true`: every task's result may come from the result cache, unless the task says `"cache": false`. */
+  cache?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -110,6 +114,7 @@ const common = {
   retry: retrySchema.optional(),
   reduce: z.enum(REDUCERS).optional(),
   description: z.string().optional(),
+  cache: z.boolean().optional(),
 };
 
 /** A task's id, or with a matrix a template of ids: `train-{seed}`. */
@@ -119,7 +124,7 @@ const taskId = z
   .refine((v) => isValidId(v.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x')), { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' });
 
 const task = z
-  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional() })
+  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional() })
   .refine((t) => t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
 
 const tasksProject = z
@@ -194,7 +199,7 @@ export function parseProject(file: string, text: string): Project {
     const r = nqueensProject.safeParse(doc);
     if (!r.success) throw new ProjectError(file, problemsOf(r.error));
     const project = settingsOf(file, r.data, 'nqueens', 'sum');
-    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}) })) };
+    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}), ...(project.cache ? { cache: true as const } : {}) })) };
   }
 
   if (!('tasks' in doc)) {
@@ -221,7 +226,14 @@ function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit
     const at = `$.tasks[${i}]`;
     const timeoutMs = t.timeout !== undefined ? parseDuration(t.timeout)! : project.timeoutMs;
     const retry = t.retry ? retryPolicy(t.retry) : project.retry;
-    const spec = (taskId: string, run: string | string[]): TaskSpec => ({ id: taskId, argv: typeof run === 'string' ? ['sh', '-c', run] : run, timeoutMs, ...(retry ? { retry } : {}) });
+    const cache = t.cache ?? project.cache ?? false;
+    const spec = (taskId: string, run: string | string[]): TaskSpec => ({
+      id: taskId,
+      argv: typeof run === 'string' ? ['sh', '-c', run] : run,
+      timeoutMs,
+      ...(retry ? { retry } : {}),
+      ...(cache ? { cache: true as const } : {}),
+    });
     if (!t.matrix) {
       out.push({ spec: spec(t.id, t.run), at: `${at}.id` });
       return;
@@ -249,6 +261,7 @@ function settingsOf(file: string, p: z.infer<typeof tasksProject> | z.infer<type
     retries: p.retries ?? p.retry?.max ?? 0,
     ...(p.retry ? { retry: retryPolicy(p.retry) } : {}),
     reduce: p.reduce ?? reduceDefault,
+    ...(p.cache !== undefined ? { cache: p.cache } : {}),
   };
 }
 

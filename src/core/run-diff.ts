@@ -16,6 +16,8 @@ export interface TaskSide {
   image: string | undefined;
   attempts: number;
   reusedFrom?: string;
+  /** A result taken from the result cache: the run and task that computed it. */
+  cachedFrom?: string;
 }
 
 export const COMPARED = ['state', 'exitCode', 'output', 'image'] as const;
@@ -46,6 +48,7 @@ export function sideOf(task: TaskRecord, output: string | undefined): TaskSide {
     image: task.worker?.image,
     attempts: task.attempts,
     ...(task.reusedFrom ? { reusedFrom: `${task.reusedFrom.run}/${task.reusedFrom.task}` } : {}),
+    ...(task.cachedFrom ? { cachedFrom: `${task.cachedFrom.run}/${task.cachedFrom.task}` } : {}),
   };
 }
 

@@ -78,10 +78,32 @@ export async function readRunView(source: TreeSource, commit: string, runId: str
   return { run, tasks, progress: progress(tasks) };
 }
 
+/** One task's record, with its run's, without reading the run's other tasks' files. */
+export async function readTask(source: TreeSource, commit: string, runId: string, taskId: string): Promise<{ run: RunRecord; paths: RunPaths; task: TaskRecord } | undefined> {
+  const located = await locateRun(source, commit, runId);
+  if (!located) return undefined;
+  const { run, paths } = located;
+  const state = await source.readFile(commit, paths.taskFile(taskId));
+  if (state === undefined) return undefined;
+  if (paths.layout === 1) return { run, paths, task: JSON.parse(state) as TaskRecord };
+  const list = await source.readFile(commit, paths.taskList!);
+  const spec = list === undefined ? undefined : parseTaskList(list).find((t) => t.id === taskId);
+  if (!spec) return undefined;
+  return { run, paths, task: { ...spec, run: run.id, ...(JSON.parse(state) as Omit<TaskRecord, 'argv' | 'timeoutMs' | 'maxAttempts' | 'run'>) } };
+}
+
 /** A finished task's whole stdout, for the reducer: in its record or its own file (layout 1), its own file or its log (layout 2). */
 export async function readStdout(source: TreeSource, commit: string, paths: RunPaths, task: TaskRecord): Promise<string> {
   if (paths.layout === 1 && !task.stdoutFile) return task.stdout ?? '';
   return (await source.readFile(commit, task.stdoutFile ?? paths.logFile(task.id))) ?? '';
+}
+
+/** A succeeded task's log and stdout, as a run that reuses its result copies them (one read when they are the same file). */
+export async function readTaskResult(source: TreeSource, commit: string, paths: RunPaths, task: TaskRecord): Promise<{ log: string; stdout: string }> {
+  const log = (await source.readFile(commit, paths.logFile(task.id))) ?? '';
+  // Layout 2 keeps stdout in the log unless stderr was mixed in (then it has its own file).
+  const stdout = paths.layout === 2 && !task.stdoutFile ? log : await readStdout(source, commit, paths, task);
+  return { log, stdout };
 }
 
 /** Every run id in tracking, in both layouts. */

@@ -65,6 +65,10 @@ export interface RunRecord {
   cancelled?: string;
   /** The run this one runs again (same project file at the same todo commit). */
   rerunOf?: string;
+  /** Some of its tasks asked for the result cache: the cache's index reads this run's results. */
+  cache?: true;
+  /** Sent without cache candidates (`--no-cache`): every task ran, whatever the cache held. */
+  noCache?: true;
 }
 
 export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {

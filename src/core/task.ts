@@ -60,6 +60,12 @@ export interface TaskRecord {
   worker?: { host: string; image: string; base?: string; id?: string };
   /** A task not run here: its result is the one recorded for `run/task` in tracking at `commit`. */
   reusedFrom?: ReusedFrom;
+  /** Its result may come from the result cache (the project or task said `"cache": true`). */
+  cache?: true;
+  /** The result cache's key of the attempt that succeeded (core/cache-key.ts): what a later task must match to reuse it. */
+  cacheKey?: string;
+  /** A result from the cache: no container ran; `run/task` at `commit` did, with the same key. */
+  cachedFrom?: ReusedFrom;
   /** Set when the running attempt is held by heartbeats rather than an unacked message. */
   leaseMs?: number;
   /** The last few KiB of stdout and stderr; the whole is in `logs/<task>.log`. */

@@ -13,6 +13,8 @@ export interface Trailers {
   Attempt?: string | undefined;
   'Rerun-Of'?: string | undefined;
   'Reused-From'?: string | undefined;
+  'Cached-From'?: string | undefined;
+  'Cache-Key'?: string | undefined;
 }
 
 export function commitMessage(subject: string, trailers: Trailers, body?: string): string {

@@ -11,11 +11,13 @@ import { ProjectError } from '../core/errors.js';
 import { firstRunOf, nextRerunId } from '../core/ids.js';
 import { isProjectFile, runPaths } from '../core/layout.js';
 import type { GitStore, StageOptions } from '../core/ports.js';
-import { readRunRecord, readRunView, readStdout, repoTree, unfinishedRuns } from '../core/run-reader.js';
+import { readRunRecord, readRunView, readTaskResult, repoTree, unfinishedRuns } from '../core/run-reader.js';
 import type { ReuseSource } from '../core/tracking/reuse.js';
 import { isRunFinal } from '../core/run.js';
 import { Serial } from '../core/serial.js';
 import { classifyPush } from '../push/filter.js';
+import type { ResultCache } from '../core/result-cache.js';
+import { NO_CACHE_TRAILER } from '../core/cache-key.js';
 import { PushBudget, recordRun, type DispatchOutcome, type RecorderContext } from './record-run.js';
 
 export { PUSH_BYTES, type DispatchOutcome } from './record-run.js';
@@ -37,9 +39,14 @@ export interface RerunOptions {
   config?: string;
   /** Only these tasks (bisect): the new run has no others. */
   tasks?: string[];
+  /** No task takes a result from the cache. */
+  noCache?: boolean;
 }
 
+
 export interface DispatcherOptions extends StageOptions {
+  /** The result cache's index, shared with the collector that keeps it. */
+  resultCache?: ResultCache;
   /** Cancels a run (deleting its project file does). */
   cancel?: (runId: string, reason: string) => Promise<unknown>;
   /** The config repository's branch moved to `commit` (workers build its images ahead of use). */
@@ -56,8 +63,8 @@ export class Dispatcher {
   private readonly recent = new Set<string>();
 
   constructor(private readonly options: DispatcherOptions) {
-    const { store, queue, settings, configUrl, log, observer } = options;
-    this.ctx = { store, queue, settings, configUrl, log, clock: options.clock ?? systemClock, ...(observer ? { observer } : {}) };
+    const { store, queue, settings, configUrl, log, observer, resultCache } = options;
+    this.ctx = { store, queue, settings, configUrl, log, clock: options.clock ?? systemClock, ...(observer ? { observer } : {}), ...(resultCache ? { resultCache } : {}) };
   }
 
   handlePush(event: PushEvent): Promise<DispatchOutcome[]> {
@@ -105,15 +112,22 @@ export class Dispatcher {
       ]);
       log.warn({ after: event.after, files: added.length, limit: settings.pushFiles }, 'push refused: too many project files');
       outcomes.push(await retryOnConflict(() => recordRun(this.ctx, { file: folder, todoCommit: event.after, configCommit, budget, refused })));
-    } else {
+    } else if (added.length) {
+      const noCache = await this.saysNoCache(event.repo, event.after);
       for (const file of added) {
         // Another gitjobs may record the run between our check and our commit: then check again.
-        outcomes.push(await retryOnConflict(() => recordRun(this.ctx, { file, todoCommit: event.after, configCommit, budget })));
+        outcomes.push(await retryOnConflict(() => recordRun(this.ctx, { file, todoCommit: event.after, configCommit, budget, ...(noCache ? { noCache } : {}) })));
       }
     }
     if (!this.dispatched || (await store.isAncestor(event.repo, this.dispatched, event.after))) this.dispatched = event.after;
     this.remember(key);
     return outcomes;
+  }
+
+  /** Whether the pushed commit's message asks to run without the cache (a trailer line of its own). */
+  private async saysNoCache(repo: string, commit: string): Promise<boolean> {
+    for await (const c of this.options.store.history(repo, commit)) return c.message.split('\n').some((l) => l.trim() === NO_CACHE_TRAILER);
+    return false;
   }
 
   private remember(key: string): void {
@@ -211,7 +225,16 @@ export class Dispatcher {
           only = new Set(options.tasks);
         }
         this.options.log.info({ run: newId, rerunOf: runId }, 're-running');
-        return recordRun(this.ctx, { file: original.file, todoCommit: original.todoCommit, configCommit, budget: new PushBudget(), rerun: { runId: newId, rerunOf: runId }, ...(reuse ? { reuse } : {}), ...(only ? { only } : {}) });
+        return recordRun(this.ctx, {
+          file: original.file,
+          todoCommit: original.todoCommit,
+          configCommit,
+          budget: new PushBudget(),
+          rerun: { runId: newId, rerunOf: runId },
+          ...(reuse ? { reuse } : {}),
+          ...(only ? { only } : {}),
+          ...(options.noCache ? { noCache: true } : {}),
+        });
       }),
     );
   }
@@ -230,9 +253,7 @@ async function reusable(store: GitStore, tracking: string, head: string, runId: 
   const tree = repoTree(store, tracking);
   for (const record of view.tasks) {
     if (record.state !== 'succeeded') continue;
-    const log = (await store.readFile(tracking, head, paths.logFile(record.id))) ?? '';
-    // Layout 2 keeps stdout in the log unless stderr was mixed in (then it has its own file): one read, not two.
-    const stdout = paths.layout === 2 && !record.stdoutFile ? log : await readStdout(tree, head, paths, record);
+    const { log, stdout } = await readTaskResult(tree, head, paths, record);
     out.set(record.id, { from: record.reusedFrom ?? { run: runId, task: record.id, commit: head }, record, log, stdout });
   }
   return out;

@@ -16,6 +16,9 @@ import { parseProject, PROJECT_LIMITS, type Project } from '../core/project.js';
 import type { Settings } from '../core/settings.js';
 import { queuedRun, rejectedRun } from '../core/tracking/queue-run.js';
 import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
+import type { CacheEntry, ResultCache } from '../core/result-cache.js';
+import type { RunRecord } from '../core/run.js';
+import type { TaskRecord } from '../core/task.js';
 
 /** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
 export const PUSH_BYTES = 16 * 1024 * 1024;
@@ -35,6 +38,8 @@ export interface RecorderContext {
   clock: Clock;
   log: Logger;
   observer?: RunObserver;
+  /** The result cache's index: tasks that ask for the cache are sent with the earlier results they may take. */
+  resultCache?: ResultCache;
 }
 
 /** What the files of one push have used of PUSH_BYTES so far. */
@@ -63,6 +68,8 @@ export interface RecordOptions {
   only?: ReadonlySet<string>;
   /** Recorded as rejected with these problems, without reading the file (a rule about the whole push). */
   refused?: ProjectError;
+  /** `--no-cache`: no task takes a result from the cache (their results are still recorded for later runs). */
+  noCache?: boolean;
 }
 
 /**
@@ -98,15 +105,16 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     ctx.observer?.runRejected?.({ id: runId, todoCommit, ...(rejected.run.error ? { error: rejected.run.error } : {}) });
     return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
   }
-  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf });
+  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}) });
   await store.commit(tracking, { changes: queued.changes, message: queued.message, absent: runFiles });
   ctx.observer?.runQueued?.({ id: runId, todoCommit, taskCount: queued.tasks.length });
   // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent.
   const toRun = queued.tasks.filter((t) => !options.reuse?.has(t.id));
   const reused = queued.tasks.filter((t) => options.reuse?.has(t.id)).map((t) => reuseTask(queued.run, t, options.reuse!.get(t.id)!, now));
   if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
+  const candidates = await cacheCandidates(ctx, queued.run, log);
   // Publishes go out together and are confirmed together, not one round trip each.
-  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl))));
+  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl, task.cache ? candidates(task) : []))));
   // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
   const paths = runPaths(queued.run);
   const n = toRun.length;
@@ -118,6 +126,20 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     .catch((err: Error) => log.warn({ err: err.message }, 'could not record that the run was published; recovery sends its queued tasks again'));
   log.info({ file, tasks: n, ...(reused.length ? { reused: reused.length } : {}) }, 'run queued');
   return { file, run: runId, outcome: 'queued', tasks: n, ...(reused.length ? { reused: reused.length } : {}) };
+}
+
+/** For each task that asked for the cache, the earlier results it may take; none with --no-cache, or when the index cannot be read. */
+async function cacheCandidates(ctx: RecorderContext, run: RunRecord, log: Logger): Promise<(task: TaskRecord) => CacheEntry[]> {
+  const none = () => [];
+  if (!run.cache || run.noCache || !ctx.resultCache) return none;
+  const cache = ctx.resultCache;
+  try {
+    await cache.ready();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'the result cache could not be read from tracking; every task runs');
+    return none;
+  }
+  return (task) => cache.candidates(run.worker ?? 'default', task.argv, task.timeoutMs);
 }
 
 /** The project file as pushed, sized before it is read, and parsed; a ProjectError says what is wrong. */

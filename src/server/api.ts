@@ -135,7 +135,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       onRequest: guard,
       schema: {
         summary:
-          'Run a finished run again as a new run: same project file and todo commit, current config (with {"pinned": true}, the config commit the run had); with {"failed": true} only the tasks that did not succeed run, the others are recorded as reused; {"tasks": [...], "config": SHA} runs some tasks at a config commit (bisect) (bearer token when GITJOBS_API_TOKEN is set)',
+          'Run a finished run again as a new run: same project file and todo commit, current config (with {"pinned": true}, the config commit the run had); with {"failed": true} only the tasks that did not succeed run, the others are recorded as reused; {"tasks": [...], "config": SHA} runs some tasks at a config commit (bisect); {"noCache": true} takes no result from the result cache (bearer token when GITJOBS_API_TOKEN is set)',
         params: RUN_PARAMS,
         body: {
           type: 'object',
@@ -143,6 +143,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
           properties: {
             failed: { type: 'boolean' },
             pinned: { type: 'boolean' },
+            noCache: { type: 'boolean' },
             config: { type: 'string', pattern: '^[0-9a-f]{40}$' },
             tasks: { type: 'array', maxItems: 10_000, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } },
           },
@@ -157,7 +158,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       const runId = request.params.run;
       if (!isValidId(runId)) return reply.code(400).send({ error: `not a run id: ${JSON.stringify(runId)}` });
       const body = request.body ?? {};
-      const r = await options.rerun(runId, { failed: body.failed === true, pinned: body.pinned === true, ...(body.config ? { config: body.config } : {}), ...(body.tasks ? { tasks: body.tasks } : {}) });
+      const r = await options.rerun(runId, { failed: body.failed === true, pinned: body.pinned === true, ...(body.noCache === true ? { noCache: true } : {}), ...(body.config ? { config: body.config } : {}), ...(body.tasks ? { tasks: body.tasks } : {}) });
       if (r.outcome === 'unknown') return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
       if (r.outcome === 'unfinished') return reply.code(409).send({ error: `run ${runId} is still ${r.state}; it can be re-run once it has finished (or cancel it first)` });
       if (r.outcome === 'duplicate') return reply.code(409).send({ error: `run ${r.run} already exists` });

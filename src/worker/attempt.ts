@@ -8,6 +8,7 @@ import type { TaskEvent, TodoMessage } from '../core/channels.js';
 import { RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Clock, Delivery, Executor, ExecResult, Queue, WorkerSource } from '../core/ports.js';
+import { cacheKey } from '../core/cache-key.js';
 import { needsLease, type Settings } from '../core/settings.js';
 import { attemptKey } from '../core/channels.js';
 import { OutputStream } from './output-stream.js';
@@ -58,9 +59,24 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   /** The outcome of an attempt that gitjobs could not run (no image, an executor error). */
   const failedToRun = (image: string, error: string): TaskEvent => ({ ...base, kind: 'finished', image, at: at(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
 
+  const env = { GITJOBS_RUN: msg.run, GITJOBS_TASK: msg.task, GITJOBS_ATTEMPT: String(msg.attempt) };
   let image: string;
+  let key: string | undefined;
   try {
-    image = await executor.prepare(await ctx.sources.worker(msg.config.url, msg.config.commit, msg.worker));
+    const source = await ctx.sources.worker(msg.config.url, msg.config.commit, msg.worker);
+    if (msg.cache) {
+      key = await keyOf(ctx, msg, source, env);
+      const hit = key === undefined ? undefined : msg.cache.candidates.find((c) => c.key === key);
+      if (hit) {
+        // The same computation succeeded before: nothing is built and nothing runs.
+        release();
+        log.info({ from: `${hit.run}/${hit.task}` }, 'result taken from the cache');
+        const { key: _, ...cached } = hit;
+        await report({ ...base, kind: 'finished', image: 'none (result cache)', at: at(), exitCode: 0, durationMs: 0, timedOut: false, stdout: '', output: '', truncated: false, cacheKey: hit.key, cached });
+        return;
+      }
+    }
+    image = await executor.prepare(source);
   } catch (err) {
     release();
     const error = `worker image: ${(err as Error).message}`;
@@ -116,7 +132,7 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
         'io.gitjobs.worker-host': ctx.host,
         'io.gitjobs.worker-pid': String(ctx.pid),
       },
-      env: { GITJOBS_RUN: msg.run, GITJOBS_TASK: msg.task, GITJOBS_ATTEMPT: String(msg.attempt) },
+      env,
       outputCap: ctx.outputCap,
     });
   } catch (err) {
@@ -135,7 +151,7 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   // A `started` that went out is confirmed before `finished` follows it.
   await startReport?.catch(() => undefined);
   const { aborted, ...outcome } = result;
-  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }) };
+  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }), ...(key ? { cacheKey: key } : {}) };
   if (aborted) {
     if (control.reason === 'shutdown') {
       // Another worker takes the attempt: a leased one's message is acked already, so it is queued again.
@@ -153,4 +169,28 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   }
   log.info({ exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut }, 'task finished');
   await report(finished);
+}
+
+/**
+ * The attempt's result-cache key (core/cache-key.ts), or undefined when it
+ * cannot be known (a worker folder without a tree id, a base image that
+ * cannot be inspected): then the task runs and nothing is cached.
+ */
+async function keyOf(ctx: AttemptContext, msg: TodoMessage, source: WorkerSource, env: Record<string, string>): Promise<string | undefined> {
+  const { executor } = ctx;
+  if (!source.tree) return undefined;
+  const unsandboxed = `${executor.kind}@${ctx.host}`;
+  const base = executor.kind === 'docker' ? await executor.baseImage?.().catch(() => undefined) : unsandboxed;
+  if (!base) return undefined;
+  return cacheKey({
+    executor: executor.kind === 'docker' ? 'docker' : unsandboxed,
+    worker: msg.worker,
+    tree: source.tree,
+    base,
+    argv: msg.argv,
+    env,
+    limits: msg.limits,
+    timeoutMs: msg.timeoutMs,
+    inputs: [],
+  });
 }

@@ -325,6 +325,65 @@ describe('gitjobs CLI', () => {
     expect(one.stdout).toMatch(/^0\s+succeeded\s+1\/1\s+0\s+\d+\.\d\ds\s+\S+$/m);
   });
 
+  it('a project with "cache": true submitted again under another name starts no container and names the first run; a changed command or worker folder misses; --no-cache runs it', async () => {
+    // A worker folder of this test's own, so that no other test's results are in the cache for it.
+    const config = tmpdir('cli-cache-config');
+    await gitAsync(config, 'clone', '-q', `${url}/git/config.git`, '.');
+    const dockerfile = path.join(config, 'workers', 'cached', 'Dockerfile');
+    fs.mkdirSync(path.dirname(dockerfile), { recursive: true });
+    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nUSER 1000:1000\n');
+    git(config, 'add', '-A');
+    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Add the cached worker');
+    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    const project = { worker: 'cached', cache: true, tasks: [{ id: 'a', run: 'echo A' }, { id: 'b', run: 'echo B' }] };
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const tracking = path.join(home, 'repos', 'tache_suivi.git');
+    const subjectsOf = (run: string) => git(tracking, 'log', '--reverse', '--format=%s', 'main').split('\n').filter((l) => l.startsWith(`${run}/`));
+    /** Task containers Docker created for a run (from its event log, whatever became of them). */
+    const containersOf = (run: string) =>
+      execFileSync('docker', ['events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=container', '--filter', 'event=create', '--filter', `label=io.gitjobs.run=${run}`, '--format', '{{.ID}}'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean).length;
+
+    const first = await submitted('cached-one', project);
+    expect(first.code).toBe(0);
+    expect(containersOf(first.run)).toBe(2);
+    const second = await submitted('cached-two', project);
+    expect(second.code).toBe(0);
+    expect(second.stdout.endsWith('result (succeeded):\nA\nB\n')).toBe(true);
+    expect(containersOf(second.run)).toBe(0);
+    const hits = subjectsOf(second.run);
+    expect(hits).toHaveLength(2);
+    for (const [i, t] of ['a', 'b'].entries()) expect(hits[i]).toMatch(new RegExp(`^${second.run}/${t}: queued -> succeeded \\(from cache: ${first.run}/${t} at [0-9a-f]{7}, ran \\S+ there, key [0-9a-f]{12}, no container\\)$`));
+    const trailers = git(tracking, 'log', '-1', '--format=%(trailers:key=Cached-From,valueonly)%(trailers:key=Cache-Key,valueonly)', '--grep', `^${second.run}/a: `, 'main').trim().split('\n');
+    expect(trailers[0]).toMatch(new RegExp(`^${first.run}/a@[0-9a-f]{40}$`));
+    expect(trailers[1]).toMatch(/^[0-9a-f]{64}$/);
+    const key = git(tracking, 'log', '-1', '--format=%(trailers:key=Cache-Key,valueonly)', '--grep', `^${first.run}/a: running -> succeeded`, 'main').trim();
+    expect(key).toBe(trailers[1]);
+
+    // Another command misses for its task only.
+    const changed = await submitted('cached-three', { ...project, tasks: [{ id: 'a', run: 'echo A' }, { id: 'b', run: 'echo B2' }] });
+    expect(changed.stdout.endsWith('result (succeeded):\nA\nB2\n')).toBe(true);
+    expect(containersOf(changed.run)).toBe(1);
+    expect(subjectsOf(changed.run).filter((l) => l.includes('queued -> running'))).toEqual([expect.stringMatching(new RegExp(`^${changed.run}/b: `))]);
+
+    // `submit --no-cache` runs everything.
+    fs.writeFileSync(path.join(work, 'cached-four.json'), JSON.stringify(project));
+    const bypass = await cli(['submit', 'cached-four.json', '--no-cache', '--wait', '--url', url]);
+    expect(bypass.code).toBe(0);
+    const bypassRun = /run (cached-four-[0-9a-f]{7})/.exec(bypass.stdout)![1]!;
+    expect(containersOf(bypassRun)).toBe(2);
+
+    // A change to the worker's folder (a new image) misses for every task.
+    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nENV CHANGED=1\nUSER 1000:1000\n');
+    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'cached: another image');
+    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    const rebuilt = await submitted('cached-five', project);
+    expect(rebuilt.code).toBe(0);
+    expect(containersOf(rebuilt.run)).toBe(2);
+    fs.rmSync(config, { recursive: true, force: true });
+  });
+
   it('worker and up stop cleanly on SIGTERM', async () => {
     // A pair of its own: the others keep theirs.
     const own = `${prefix}-stop`;

@@ -18,6 +18,8 @@ import { DEFAULT_SETTINGS, type Settings } from '../../src/core/settings.js';
 import type { RunResult } from '../../src/core/tracking/complete-run.js';
 import { Dispatcher } from '../../src/dispatcher/dispatcher.js';
 import { Worker } from '../../src/worker/worker.js';
+import { ResultCache } from '../../src/core/result-cache.js';
+import { createHash } from 'node:crypto';
 import type { WorkerSources } from '../../src/worker/attempt.js';
 
 export interface LogLine {
@@ -36,6 +38,18 @@ export const CONFIG_URL = 'memory://config.git';
 
 export const sources: WorkerSources = { worker: async (_url, commit, name) => ({ name, commit, dir: `/config/workers/${name}` }) };
 
+/** Sources that read the worker's Dockerfile from the config repository and stand its hash in for the folder's tree id. */
+export function sourcesFrom(store: MemoryGitStore, configRepo: string): WorkerSources {
+  return {
+    worker: async (_url, commit, name) => {
+      // A message of a made-up config commit (tests that drive a worker alone) has no tree id.
+      const dockerfile = await store.readFile(configRepo, commit, `workers/${name}/Dockerfile`).catch(() => undefined);
+      const tree = dockerfile === undefined ? undefined : createHash('sha1').update(`${name}\0${dockerfile}`).digest('hex');
+      return { name, commit, dir: `/config/workers/${name}`, ...(tree ? { tree } : {}) };
+    },
+  };
+}
+
 export interface Harness {
   clock: ManualClock;
   queue: MemoryQueue;
@@ -48,8 +62,9 @@ export interface Harness {
   workers: Worker[];
   finished: RunResult[];
   configs: string[];
+  resultCache: ResultCache;
   /** Commits these files to the todo repository and hands the push to the dispatcher; returns the todo commit. */
-  push(files: Record<string, string | null>): Promise<string>;
+  push(files: Record<string, string | null>, message?: string): Promise<string>;
   startWorker(concurrency?: number, host?: string): Promise<Worker>;
   /** Lets everything that can happen without time passing happen. */
   idle(): Promise<void>;
@@ -74,9 +89,11 @@ export async function harness(options: { workers?: number; concurrency?: number;
   const log = memoryLogger();
   const finished: RunResult[] = [];
   const configs: string[] = [];
-  const collector = new Collector({ store, queue, settings, configUrl: CONFIG_URL, log, clock, onRunFinished: (r) => finished.push(r), ...(options.observer ? { observer: options.observer } : {}) });
+  const resultCache = new ResultCache({ source: repoTree(store, tracking), head: () => store.head(tracking) });
+  const collector = new Collector({ store, queue, settings, configUrl: CONFIG_URL, log, clock, resultCache, onRunFinished: (r) => finished.push(r), ...(options.observer ? { observer: options.observer } : {}) });
   if (options.collector !== false) await collector.start();
-  const dispatcher = new Dispatcher({ store, queue, settings, configUrl: CONFIG_URL, log, clock, cancel: (run, reason) => collector.cancel(run, reason), onConfig: (c) => configs.push(c) });
+  const dispatcher = new Dispatcher({ store, queue, settings, configUrl: CONFIG_URL, log, clock, resultCache, cancel: (run, reason) => collector.cancel(run, reason), onConfig: (c) => configs.push(c) });
+  const workerSources = sourcesFrom(store, config);
   const workers: Worker[] = [];
   const h: Harness = {
     clock,
@@ -90,14 +107,15 @@ export async function harness(options: { workers?: number; concurrency?: number;
     workers,
     finished,
     configs,
-    async push(files) {
+    resultCache,
+    async push(files, message = 'Push\n') {
       const before = (await store.head(todo)) ?? ZERO_SHA;
-      const after = await store.commit(todo, { changes: Object.entries(files).map(([path, content]) => ({ path, content })), message: 'Push\n' });
+      const after = await store.commit(todo, { changes: Object.entries(files).map(([path, content]) => ({ path, content })), message });
       await dispatcher.handlePush({ repo: todo, ref: `refs/heads/${settings.branch}`, before, after, source: 'test' });
       return after;
     },
     async startWorker(concurrency = options.concurrency ?? 2, host = `h${workers.length + 1}`) {
-      const worker = new Worker({ queue, executor, config: sources, concurrency, outputCap: settings.outputCap, log, clock, host, lease: settings });
+      const worker = new Worker({ queue, executor, config: workerSources, concurrency, outputCap: settings.outputCap, log, clock, host, lease: settings });
       await worker.start();
       workers.push(worker);
       return worker;

@@ -32,7 +32,7 @@ export async function diffCommand(flags: Flags, positionals: string[]): Promise<
     }
     const x = t.a;
     const y = t.b;
-    const reused = y.reusedFrom ? ` (reused from ${y.reusedFrom})` : '';
+    const reused = y.reusedFrom ? ` (reused from ${y.reusedFrom})` : y.cachedFrom ? ` (from cache: ${y.cachedFrom})` : '';
     rows.push([t.task, pair(x.state, y.state) + reused, pair(exit(x), exit(y)), pair(short(x.output), short(y.output)), pair(short(x.image), short(y.image)), `${dur(x)} -> ${dur(y)}`]);
   }
   process.stdout.write(table(rows));

@@ -14,7 +14,11 @@ import { follow } from './submit.js';
 export async function rerunCommand(flags: Flags, positionals: string[]): Promise<number> {
   const run = positionals[0];
   if (!run || positionals.length > 1) throw new UsageError('rerun takes one RUN id (see `gitjobs status`)');
-  const res = await postToServer(flags, `/api/runs/${encodeURIComponent(run)}/rerun`, { ...(flags.failed ? { failed: true } : {}), ...(flags.pinned ? { pinned: true } : {}) });
+  const res = await postToServer(flags, `/api/runs/${encodeURIComponent(run)}/rerun`, {
+    ...(flags.failed ? { failed: true } : {}),
+    ...(flags.pinned ? { pinned: true } : {}),
+    ...(flags['no-cache'] ? { noCache: true } : {}),
+  });
   if (res.status !== 202) {
     process.stderr.write(`gitjobs rerun: ${(res.body.error as string | undefined) ?? `HTTP ${res.status}`}\n`);
     return 1;

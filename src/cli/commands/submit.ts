@@ -13,7 +13,7 @@ export async function submitCommand(flags: Flags, positionals: string[]): Promis
   const url = serverUrl(flags);
   const as = str(flags, 'as');
   const token = process.env.GITJOBS_API_TOKEN || undefined;
-  const submitted = await submit({ file, url, repos: settings.repos, branch: settings.branch, ...(as ? { as } : {}), ...(token ? { token } : {}) });
+  const submitted = await submit({ file, url, repos: settings.repos, branch: settings.branch, ...(as ? { as } : {}), ...(token ? { token } : {}), ...(flags['no-cache'] ? { noCache: true } : {}) });
   process.stdout.write(`pushed ${submitted.file} as ${submitted.commit.slice(0, 7)} to ${settings.repos.todo}; run ${submitted.run}\n`);
   if (!flags.wait) return 0;
   return follow({ url, settings, run: submitted.run, timeoutRaw: str(flags, 'timeout') ?? '30m' });

@@ -115,8 +115,10 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     outputTruncated: event.truncated,
     worker: workerOf(event),
   };
-  for (const k of ['notBefore', 'leaseMs', 'stdoutFile', 'error', 'outputTail'] as const) delete next[k];
+  for (const k of ['notBefore', 'leaseMs', 'stdoutFile', 'error', 'outputTail', 'cacheKey'] as const) delete next[k];
   if (error) next.error = error;
+  // What a later task with the same key may take instead of running (only a success is ever reused).
+  if (ok && event.cacheKey) next.cacheKey = event.cacheKey;
   const paths = runPaths(run);
   const extra: FileChange[] = [];
   if (paths.layout === 1) {
@@ -139,7 +141,7 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     task: next,
     retry,
     changes: [taskChange(paths, next), { path: paths.logFile(task.id), content: event.output }, ...extra],
-    message: commitMessage(transitionSubject(run.id, task.id, 'running', to, detail), trailers),
+    message: commitMessage(transitionSubject(run.id, task.id, 'running', to, detail), ok && event.cacheKey ? { ...trailers, 'Cache-Key': event.cacheKey } : trailers),
   };
 }
 

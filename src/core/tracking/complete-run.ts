@@ -20,7 +20,7 @@ export interface RunResult {
   value: unknown;
   error?: string;
   /** `output`: the blob id of the stdout the reducer was given, as tracking holds it (see `gitjobs verify`). */
-  tasks: { id: string; state: string; exitCode: number | null | undefined; durationMs: number | undefined; attempts: number; error?: string; reusedFrom?: ReusedFrom; output?: string }[];
+  tasks: { id: string; state: string; exitCode: number | null | undefined; durationMs: number | undefined; attempts: number; error?: string; reusedFrom?: ReusedFrom; cachedFrom?: ReusedFrom; output?: string }[];
   commits: { todo: string; config: string | undefined; tracking: string };
   finishedAt: string;
 }
@@ -96,7 +96,7 @@ export function completeRun(
     reduce: reducer,
     value,
     ...(error ? { error } : {}),
-    tasks: ordered.map((t) => ({ id: t.id, state: t.state, exitCode: t.exitCode, durationMs: t.durationMs, attempts: t.attempts, ...(t.error ? { error: t.error } : {}), ...(t.reusedFrom ? { reusedFrom: t.reusedFrom } : {}), ...(t.stdout !== undefined ? { output: blobId(t.stdout) } : {}) })),
+    tasks: ordered.map((t) => ({ id: t.id, state: t.state, exitCode: t.exitCode, durationMs: t.durationMs, attempts: t.attempts, ...(t.error ? { error: t.error } : {}), ...(t.reusedFrom ? { reusedFrom: t.reusedFrom } : {}), ...(t.cachedFrom ? { cachedFrom: t.cachedFrom } : {}), ...(t.stdout !== undefined ? { output: blobId(t.stdout) } : {}) })),
     commits: { todo: run.todoCommit, config: run.configCommit, tracking: trackingCommit },
     finishedAt: now,
   };

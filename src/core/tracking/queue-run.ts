@@ -15,10 +15,13 @@ export interface QueueRunOptions {
   now: string;
   /** Set when this run is a re-run of another. */
   rerunOf?: string;
+  /** `--no-cache`: its tasks run even when the cache holds their result. */
+  noCache?: boolean;
 }
 
 export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
-  const { runId, file, project, todoCommit, configCommit, now, rerunOf } = options;
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache } = options;
+  const cached = project.tasks.some((t) => t.cache);
   const run: RunRecord = {
     id: runId,
     layout: 2,
@@ -36,6 +39,8 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     tasks: project.tasks.map((t) => t.id),
     createdAt: now,
     ...(rerunOf ? { rerunOf } : {}),
+    ...(cached ? { cache: true as const } : {}),
+    ...(cached && noCache ? { noCache: true as const } : {}),
   };
   const tasks: TaskRecord[] = project.tasks.map((t) => ({
     run: runId,
@@ -45,6 +50,7 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     maxAttempts: (t.retry?.max ?? project.retries) + 1,
     ...(t.retry?.on ? { retryOn: t.retry.on } : {}),
     ...(t.retry?.backoffMs !== undefined ? { backoffMs: t.retry.backoffMs } : {}),
+    ...(t.cache ? { cache: t.cache } : {}),
     argv: t.argv,
     timeoutMs: t.timeoutMs,
     queuedAt: now,
@@ -54,7 +60,8 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
   const message = commitMessage(
     `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''})`,
     { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) },
-    `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.`,
+    `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.` +
+      (cached ? ` Result cache: ${noCache ? 'bypassed (--no-cache); results are recorded for later runs' : `on for ${project.tasks.filter((t) => t.cache).length} task(s)`}.` : ''),
   );
   return { run, tasks, changes: [runChange(paths, run), taskListChange(paths, tasks), ...tasks.map((t) => taskChange(paths, t))], message };
 }

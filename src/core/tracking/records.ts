@@ -25,13 +25,13 @@ export const json = (value: unknown): string => JSON.stringify(value, null, 2) +
 export const STDOUT_INLINE = 64 * 1024;
 
 /** What of a task never changes once it is queued: layout 2 writes it once, in `tasks.jsonl`. */
-export type TaskSpec = Pick<TaskRecord, 'id' | 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs'>;
+export type TaskSpec = Pick<TaskRecord, 'id' | 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs' | 'cache'>;
 
 /** The task's file: its state (layout 2), or its whole record without stdout kept elsewhere (layout 1). */
 export function taskChange(paths: RunPaths, task: TaskRecord): FileChange {
   const { stdout, ...rest } = task;
   if (paths.layout === 1) return { path: paths.taskFile(task.id), content: json(task.stdoutFile ? rest : task) };
-  const { run, argv, timeoutMs, maxAttempts, retryOn, backoffMs, ...state } = rest;
+  const { run, argv, timeoutMs, maxAttempts, retryOn, backoffMs, cache, ...state } = rest;
   return { path: paths.taskFile(task.id), content: json(state) };
 }
 
@@ -52,6 +52,7 @@ export function taskListChange(paths: RunPaths, tasks: TaskRecord[]): FileChange
       maxAttempts: t.maxAttempts,
       ...(t.retryOn ? { retryOn: t.retryOn } : {}),
       ...(t.backoffMs !== undefined ? { backoffMs: t.backoffMs } : {}),
+      ...(t.cache ? { cache: t.cache } : {}),
     } satisfies TaskSpec),
   );
   return { path: paths.taskList!, content: lines.join('\n') + '\n' };

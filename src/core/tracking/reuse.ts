@@ -1,6 +1,7 @@
 /**
  * A re-run of a run's failed part (`gitjobs rerun RUN --failed`) does not
- * run again what succeeded: each such task is recorded `queued ->
+ * run again what succeeded (and a task whose key the result cache holds
+ * does not run at all): each such task is recorded `queued ->
  * succeeded` in one commit of its own, naming the run, task and tracking
  * commit its result comes from, with that result's log (and stdout) copied
  * into the new run, so that the new run's result is whole and every reader
@@ -24,7 +25,19 @@ export interface ReuseSource {
   stdout: string;
 }
 
-export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSource, now: string): { task: TaskRecord } & Commitable {
+/**
+ * A result from the result cache: the worker found an earlier result with
+ * the task's own key and ran nothing. Recorded as a reuse is, naming the
+ * key and where the result came from.
+ */
+export interface CacheHit {
+  key: string;
+  /** The attempt that took it, and the worker that computed the key. */
+  attempt: number;
+  host: string;
+}
+
+export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSource, now: string, hit?: CacheHit): { task: TaskRecord } & Commitable {
   if (queued.state !== 'queued') throw new TransitionError(`${run.id}/${queued.id}: only a queued task reuses a result; it is ${queued.state}`);
   assertTransition(`${run.id}/${queued.id}`, queued.state, 'succeeded');
   const { record, from } = source;
@@ -36,7 +49,7 @@ export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSourc
     ...(record.durationMs !== undefined ? { durationMs: record.durationMs } : {}),
     ...(record.worker ? { worker: record.worker } : {}),
     ...(record.outputTruncated !== undefined ? { outputTruncated: record.outputTruncated } : {}),
-    reusedFrom: from,
+    ...(hit ? { cachedFrom: from, cacheKey: hit.key, attempts: hit.attempt } : { reusedFrom: from }),
   };
   const paths = runPaths(run);
   const changes = [{ path: paths.logFile(task.id), content: source.log }];
@@ -44,10 +57,15 @@ export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSourc
     task.stdoutFile = paths.stdoutFile(task.id);
     changes.push({ path: task.stdoutFile, content: source.stdout });
   }
-  const detail = `reused from ${from.run}/${from.task} at ${from.commit.slice(0, 7)}${record.durationMs !== undefined ? `, ran ${formatDuration(record.durationMs)}` : ''}`;
+  const ran = record.durationMs !== undefined ? `, ran ${formatDuration(record.durationMs)}` : '';
+  const where = `${from.run}/${from.task} at ${from.commit.slice(0, 7)}`;
+  const detail = hit ? `from cache: ${where}${ran} there, key ${hit.key.slice(0, 12)}, no container` : `reused from ${where}${ran}`;
+  const trailers = hit
+    ? { ...runTrailers(run), 'Worker-Host': hit.host, 'Cached-From': `${from.run}/${from.task}@${from.commit}`, 'Cache-Key': hit.key }
+    : { ...runTrailers(run), 'Reused-From': `${from.run}/${from.task}@${from.commit}` };
   return {
     task,
     changes: [taskChange(paths, task), ...changes],
-    message: commitMessage(transitionSubject(run.id, task.id, 'queued', 'succeeded', detail), { ...runTrailers(run), 'Reused-From': `${from.run}/${from.task}@${from.commit}` }),
+    message: commitMessage(transitionSubject(run.id, task.id, 'queued', 'succeeded', detail), trailers),
   };
 }
