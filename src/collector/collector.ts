@@ -72,7 +72,7 @@ export class Collector {
       if (!found) return undefined;
       return { from, record: found.task, ...(await readTaskResult(source, from.commit, found.paths, found.task)) };
     };
-    this.intake = new Intake({ queue, settings, retries: this.retries, completion, readResult, ...(observer ? { observer } : {}), ...(options.resultCache ? { resultCache: options.resultCache } : {}) });
+    this.intake = new Intake({ queue, settings, clock: this.clock, retries: this.retries, completion, readResult, ...(observer ? { observer } : {}), ...(options.resultCache ? { resultCache: options.resultCache } : {}) });
     this.leases = new LeaseKeeper({
       clock: this.clock,
       checkEveryMs: Math.max(200, Math.min(5000, settings.heartbeatMs)),

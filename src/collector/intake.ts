@@ -4,7 +4,10 @@
  * result). A copy of an attempt that tracking has already settled is told
  * to stop.
  */
-import type { FinishedEvent, TaskEvent } from '../core/channels.js';
+import type { FinishedEvent, TaskEvent, TodoMessage } from '../core/channels.js';
+import { decideWaiting, dependentsOf } from '../core/dag.js';
+import { cancelTask, releaseTask, skipTask } from '../core/tracking/task-steps.js';
+import type { Clock } from '../core/ports.js';
 import type { ResultCache } from '../core/result-cache.js';
 import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
 import type { ReusedFrom } from '../core/task.js';
@@ -28,6 +31,7 @@ export interface IntakeOptions {
   retries: Retries;
   completion: Completion;
   observer?: RunObserver;
+  clock: Clock;
   /** The result cache's index, kept in step with the results committed here. */
   resultCache?: ResultCache;
   /** Reads an earlier result a cache hit names (its record, log and stdout), or undefined when tracking has no such result. */
@@ -84,6 +88,73 @@ export class Intake {
   }
 
   /**
+   * Waiting tasks whose needs have settled: released to TODO once all
+   * succeeded, skipped (and what needs them, in turn) once one did not.
+   * Only the dependents of `changed` are looked at, or every waiting task
+   * when there is none (recovery).
+   */
+  private async settleWaiting(step: Step, book: RunBook, live: LiveRun, changed: TaskRecord | undefined, log: Logger): Promise<void> {
+    live.dependents ??= dependentsOf(live.tasks.values());
+    const dependents = live.dependents;
+    let frontier = changed ? (dependents.get(changed.id) ?? []) : [...live.tasks.values()].filter((t) => t.state === 'waiting').map((t) => t.id);
+    const now = new Date(this.options.clock.now()).toISOString();
+    while (frontier.length) {
+      const next: string[] = [];
+      for (const id of frontier) {
+        const task = live.tasks.get(id);
+        const decision = task && decideWaiting(task, live.tasks);
+        if (!decision) continue;
+        if (decision.kind === 'release') {
+          const released = releaseTask(live.run, decision.task, now);
+          await step.commit(released, { run: live.run.id, task: released.task });
+          book.setTask(live, released.task);
+          const message = await this.firstMessage(live.run, released.task, log);
+          step.then(() => this.options.retries.sendLater(message, 0));
+        } else {
+          const skipped = skipTask(live.run, decision.task, decision.because, now);
+          await step.commit(skipped, { run: live.run.id, task: skipped.task });
+          book.setTask(live, skipped.task);
+          log.info({ task: id, because: decision.because.id }, 'task skipped: something it needs did not succeed');
+          next.push(...(dependents.get(id) ?? []));
+        }
+      }
+      frontier = next;
+    }
+  }
+
+  /** `"fail_fast": true` and a task failed for good: every task not yet final is cancelled, and running ones are killed. */
+  private async failFast(step: Step, book: RunBook, live: LiveRun, changed: TaskRecord | undefined, log: Logger): Promise<void> {
+    const failed = changed && changed.state === 'failed' && isFinal(changed) ? changed : [...live.tasks.values()].find((t) => t.state === 'failed' && isFinal(t));
+    if (!failed) return;
+    const reason = `fail_fast: ${failed.id} failed`;
+    const now = new Date(this.options.clock.now()).toISOString();
+    let n = 0;
+    for (const task of [...live.tasks.values()]) {
+      if (isFinal(task)) continue;
+      const c = cancelTask(live.run, task, reason, now);
+      await step.commit(c, { run: live.run.id, task: c.task });
+      book.setTask(live, c.task);
+      n++;
+    }
+    const runId = live.run.id;
+    step.then(() => this.options.queue.broadcast('control', { kind: 'cancel', run: runId }));
+    log.info({ failed: failed.id, cancelled: n }, 'fail_fast: the rest of the run is cancelled');
+  }
+
+  /** The TODO message of a task's first attempt, with the cache's candidates when it asked for the cache. */
+  private async firstMessage(run: LiveRun['run'], task: TaskRecord, log: Logger): Promise<TodoMessage> {
+    const cache = this.options.resultCache;
+    if (!task.cache || run.noCache || !cache) return this.options.retries.messageFor(run, task);
+    try {
+      await cache.ready();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'the result cache could not be read from tracking; the task runs');
+      return this.options.retries.messageFor(run, task);
+    }
+    return this.options.retries.messageFor(run, task, cache.candidates(run.worker ?? 'default', task.argv, task.timeoutMs));
+  }
+
+  /**
    * A worker found the task's key among its cache candidates and ran
    * nothing: the task is recorded succeeded with the earlier result. If that
    * result cannot be read any more, the attempt is sent again without
@@ -108,13 +179,19 @@ export class Intake {
     await this.afterChange(step, book, live, true, log, live.tasks.get(task.id));
   }
 
-  /** What follows from a run's state, whoever wrote it: retries of failed attempts, then the result. */
+  /**
+   * What follows from a run's state, whoever wrote it: retries of failed
+   * attempts, waiting tasks released or skipped, `fail_fast`, then the
+   * result.
+   */
   async afterChange(step: Step, book: RunBook, live: LiveRun, progressed: boolean, log: Logger, only?: TaskRecord): Promise<void> {
     const candidates = only ? [only] : live.tasks.values();
     for (const t of [...candidates]) {
       const current = live.tasks.get(t.id)!;
       if (current.state === 'failed' && !isFinal(current)) await this.options.retries.retry(step, book, live, current, log);
     }
+    if (live.run.failFast && live.failed > 0 && live.final < live.tasks.size && !live.run.cancelled) await this.failFast(step, book, live, only, log);
+    if (live.waiting > 0) await this.settleWaiting(step, book, live, only, log);
     if (!live.run.doneCommit && allTasksFinal(live)) await this.options.completion.complete(step, book, live, log);
     else if (progressed) {
       const run = live.run;

@@ -50,7 +50,10 @@ export async function recoverRun(
   for (const task of live.tasks.values()) {
     if (isFinal(task)) continue;
     const attempt = { run: runId, task: task.id, attempt: task.attempts };
-    if (task.state === 'failed') {
+    if (task.state === 'waiting') {
+      // afterChange below releases or skips it if what it needs has settled.
+      continue;
+    } else if (task.state === 'failed') {
       report.requeued++; // afterChange below queues it again
     } else if (task.state === 'running' && task.leaseMs) {
       // Held by heartbeats, not by a message: if its worker is alive they resume; if not, the lease runs out.
@@ -60,7 +63,7 @@ export async function recoverRun(
       // when that worker's connection drops. Queued again only if no worker reports it within three heartbeats.
       leases.watch(retries.messageFor(live.run, { ...task, attempts: task.attempts - 1 }), 3 * settings.heartbeatMs);
       report.watched++;
-    } else if (task.attempts === 0 && live.run.publishedAt && !ctx.queue.lost('todo')) {
+    } else if (task.attempts === 0 && !task.needs?.length && live.run.publishedAt && !ctx.queue.lost('todo')) {
       // A first attempt whose message the broker confirmed, in a queue that is still there: it is in the queue,
       // or in a worker's hands. Sending it again would only run it twice.
       report.held++;

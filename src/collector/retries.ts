@@ -28,9 +28,9 @@ export class Retries {
 
   constructor(private readonly options: RetriesOptions) {}
 
-  /** The TODO message of a task's next attempt. */
-  messageFor(run: RunRecord, task: TaskRecord): TodoMessage {
-    return todoFor(run, task, this.options.settings.limits, this.options.configUrl);
+  /** The TODO message of a task's next attempt (with the result cache's candidates for it, if any). */
+  messageFor(run: RunRecord, task: TaskRecord, candidates: Parameters<typeof todoFor>[4] = []): TodoMessage {
+    return todoFor(run, task, this.options.settings.limits, this.options.configUrl, candidates);
   }
 
   /** failed -> queued, then the next attempt goes to TODO once its backoff has passed. */

@@ -22,6 +22,10 @@ export interface LiveRun {
   /** Bytes of stdout its succeeded tasks gave; past the cap they are no longer kept. */
   stdoutBytes: number;
   overCap: boolean;
+  /** Tasks waiting on what they need: none in most runs, and then nothing is looked at for them. */
+  waiting: number;
+  /** For each task, those that need it (read once, for runs with `needs`). */
+  dependents?: Map<string, string[]>;
 }
 
 export class RunBook {
@@ -46,7 +50,7 @@ export class RunBook {
     const source = repoTree(this.store, this.repo);
     const view = await readRunView(source, head, runId);
     if (!view) return undefined;
-    const live: LiveRun = { run: view.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false };
+    const live: LiveRun = { run: view.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false, waiting: 0 };
     // The reducer needs the stdout of every succeeded task; it lives in their files.
     const paths = runPaths(view.run);
     const succeeded = view.tasks.filter((t) => t.state === 'succeeded');
@@ -62,12 +66,14 @@ export class RunBook {
     const previous = live.tasks.get(next.id);
     if (previous && isFinal(previous)) {
       live.final--;
-      if (previous.state === 'failed') live.failed--;
+      if (previous.state === 'failed' || previous.state === 'skipped') live.failed--;
     }
     if (isFinal(next)) {
       live.final++;
-      if (next.state === 'failed') live.failed++;
+      if (next.state === 'failed' || next.state === 'skipped') live.failed++;
     }
+    if (previous?.state === 'waiting') live.waiting--;
+    if (next.state === 'waiting') live.waiting++;
     if (next.state === 'succeeded' && next.stdout !== undefined && previous?.stdout !== next.stdout) {
       live.stdoutBytes += Buffer.byteLength(next.stdout);
       if (live.stdoutBytes > this.resultCap && !live.overCap) {

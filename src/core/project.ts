@@ -19,6 +19,8 @@ export interface TaskSpec {
   retry?: RetryPolicy;
   /** Its result may come from the result cache (`"cache": true` on the task or its project; see core/cache-key.ts). */
   cache?: true;
+  /** Task ids that must succeed first (a matrix named in `needs` stands for all its instances). */
+  needs?: string[];
 }
 
 /** A project file, normalised from any of the shapes gitjobs accepts. */
@@ -37,6 +39,8 @@ export interface Project {
   limits?: RequestedLimits;
   /** `"cache": true`: every task's result may come from the result cache, unless the task says `"cache": false`. */
   cache?: boolean;
+  /** `"fail_fast": true`: the first task that fails for good cancels the rest of the run. */
+  failFast?: boolean;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -124,12 +128,13 @@ const taskId = z
   .refine((v) => isValidId(v.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x')), { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' });
 
 const task = z
-  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional() })
+  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional(), needs: z.array(z.string().min(1)).max(PROJECT_LIMITS.tasks).optional() })
   .refine((t) => t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
 
 const tasksProject = z
   .strictObject({
   ...common,
+  fail_fast: z.boolean().optional(),
   tasks: z
     .array(task)
     .min(1, { error: 'a project needs at least one task' })
@@ -211,7 +216,7 @@ export function parseProject(file: string, text: string): Project {
   const r = tasksProject.safeParse(doc);
   if (!r.success) throw new ProjectError(file, problemsOf(r.error));
   const project = settingsOf(file, r.data, 'tasks', 'concat');
-  return { ...project, tasks: expandTasks(file, r.data.tasks, project) };
+  return { ...project, ...(r.data.fail_fast ? { failFast: true } : {}), tasks: expandTasks(file, r.data.tasks, project) };
 }
 
 /** The listed tasks, each matrix expanded, with the project's defaults; refused past the task limit or with duplicate ids. */
@@ -221,7 +226,9 @@ function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit
     throw new ProjectError(file, [{ path: '$.tasks', message: `expands to ${total} tasks with its matrices; a project may have at most ${PROJECT_LIMITS.tasks}` }]);
   }
   const problems: ProjectProblem[] = [];
-  const out: { spec: TaskSpec; at: string }[] = [];
+  const out: { spec: TaskSpec; at: string; listed: number }[] = [];
+  /** What a name in `needs` stands for: a task's id, or a matrix task's id as written (all its instances). */
+  const named = new Map<string, string[]>();
   listed.forEach((t, i) => {
     const at = `$.tasks[${i}]`;
     const timeoutMs = t.timeout !== undefined ? parseDuration(t.timeout)! : project.timeoutMs;
@@ -234,14 +241,43 @@ function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit
       ...(retry ? { retry } : {}),
       ...(cache ? { cache: true as const } : {}),
     });
+    const ids = named.get(t.id) ?? [];
+    named.set(t.id, ids);
     if (!t.matrix) {
-      out.push({ spec: spec(t.id, t.run), at: `${at}.id` });
+      out.push({ spec: spec(t.id, t.run), at: `${at}.id`, listed: i });
+      ids.push(t.id);
       return;
     }
     const m = expandMatrix({ id: t.id, run: t.run, matrix: t.matrix }, at);
     problems.push(...m.problems);
-    for (const x of m.tasks) out.push({ spec: spec(x.id, x.run), at: `${at}.id` });
+    for (const x of m.tasks) {
+      out.push({ spec: spec(x.id, x.run), at: `${at}.id`, listed: i });
+      ids.push(x.id);
+    }
   });
+  // `needs`: every name known, each standing for its ids; then no cycle.
+  const needsOf = new Map<number, string[]>();
+  listed.forEach((t, i) => {
+    if (!t.needs?.length) return;
+    const ids: string[] = [];
+    t.needs.forEach((name, j) => {
+      const found = named.get(name);
+      if (!found) problems.push({ path: `$.tasks[${i}].needs[${j}]`, message: `no task or matrix named ${JSON.stringify(name)} in this project` });
+      else for (const id of found) if (!ids.includes(id)) ids.push(id);
+    });
+    needsOf.set(i, ids);
+  });
+  for (const o of out) {
+    const needs = needsOf.get(o.listed);
+    if (needs?.length) o.spec.needs = needs;
+  }
+  if (!problems.length) {
+    const cycle = findCycle(out.map((o) => o.spec));
+    if (cycle) {
+      const first = out.find((o) => o.spec.id === cycle[0])!;
+      problems.push({ path: `$.tasks[${first.listed}].needs`, message: `needs form a cycle (each needs the next): ${cycle.join(' -> ')}` });
+    }
+  }
   if (problems.length) throw new ProjectError(file, problems);
   if (out.length === 0) throw new ProjectError(file, [{ path: '$.tasks', message: 'a project needs at least one task (its matrices exclude every combination)' }]);
   const ids = out.map((o) => o.spec.id);
@@ -272,6 +308,39 @@ function requestedLimits(l: z.infer<typeof limits> | undefined): { limits?: Requ
   if (l.cpus !== undefined) out.nanoCpus = Math.round(l.cpus * 1e9);
   if (l.pids !== undefined) out.pids = l.pids;
   return { limits: out };
+}
+
+/** A cycle among the tasks' `needs`, as the ids along it with the first repeated at the end; undefined when there is none. */
+export function findCycle(tasks: readonly Pick<TaskSpec, 'id' | 'needs'>[]): string[] | undefined {
+  const needs = new Map(tasks.map((t) => [t.id, t.needs ?? []]));
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  // Iterative depth-first search: a 10,000-task chain must not overflow the stack.
+  for (const start of tasks) {
+    if (state.has(start.id)) continue;
+    const stack: { id: string; next: number }[] = [{ id: start.id, next: 0 }];
+    state.set(start.id, 'open');
+    path.push(start.id);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const deps = needs.get(top.id) ?? [];
+      if (top.next < deps.length) {
+        const dep = deps[top.next++]!;
+        const s = state.get(dep);
+        if (s === 'open') return [...path.slice(path.indexOf(dep)), dep];
+        if (s === undefined && needs.has(dep)) {
+          state.set(dep, 'open');
+          path.push(dep);
+          stack.push({ id: dep, next: 0 });
+        }
+      } else {
+        state.set(top.id, 'done');
+        path.pop();
+        stack.pop();
+      }
+    }
+  }
+  return undefined;
 }
 
 function dupProblems(dup: string[], ids: string[], at: (i: number) => string): ProjectProblem[] {

@@ -69,6 +69,8 @@ export interface RunRecord {
   cache?: true;
   /** Sent without cache candidates (`--no-cache`): every task ran, whatever the cache held. */
   noCache?: true;
+  /** `"fail_fast": true`: the first task that fails for good cancels the rest of the run. */
+  failFast?: true;
 }
 
 export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {
@@ -79,7 +81,7 @@ export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: n
     total++;
     if (!isFinal(t)) continue;
     done++;
-    if (t.state === 'failed') failed++;
+    if (t.state === 'failed' || t.state === 'skipped') failed++;
   }
   return { done, failed, total };
 }

@@ -10,17 +10,23 @@ import { retryable, type RetryOn } from './retry.js';
  *   running -> running               (the attempt was redelivered to another worker)
  *   failed -> queued                 (a retry: a new attempt)
  *   queued | running | failed -> cancelled   (the run was cancelled; final)
+ *   waiting -> queued                (what it needs has succeeded)
+ *   waiting -> skipped               (something it needs failed, or was skipped or cancelled; final)
+ *   waiting -> cancelled
  */
-export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const TASK_STATES = ['waiting', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 const ALLOWED: Record<TaskState, readonly TaskState[]> = {
+  // A task with `needs` starts here, and is queued once all of them have succeeded.
+  waiting: ['queued', 'skipped', 'cancelled'],
   // queued -> succeeded: a re-run of the failed part reuses what succeeded (its commit names where from).
   queued: ['running', 'succeeded', 'cancelled'],
   // running -> running: another worker took the attempt over (its first worker stopped reporting).
   running: ['running', 'succeeded', 'failed', 'cancelled'],
   succeeded: [],
   failed: ['queued', 'cancelled'],
+  skipped: [],
   cancelled: [],
 };
 
@@ -44,6 +50,8 @@ export interface TaskRecord {
   retryOn?: RetryOn;
   /** The wait before the first retry, doubling after; without it, the operator's backoff. */
   backoffMs?: number;
+  /** Tasks of the run that must succeed before this one is queued (`waiting` until then). */
+  needs?: string[];
   argv: string[];
   timeoutMs: number;
   queuedAt: string;
@@ -85,5 +93,5 @@ export interface ReusedFrom {
 
 /** A final task will not change again: its run can be reduced once all are final. */
 export function isFinal(task: Pick<TaskRecord, 'state' | 'attempts' | 'maxAttempts' | 'retryOn' | 'timedOut' | 'exitCode'>): boolean {
-  return task.state === 'succeeded' || task.state === 'cancelled' || (task.state === 'failed' && (task.attempts >= task.maxAttempts || !retryable(task)));
+  return task.state === 'succeeded' || task.state === 'cancelled' || task.state === 'skipped' || (task.state === 'failed' && (task.attempts >= task.maxAttempts || !retryable(task)));
 }

@@ -105,11 +105,12 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     ctx.observer?.runRejected?.({ id: runId, todoCommit, ...(rejected.run.error ? { error: rejected.run.error } : {}) });
     return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
   }
-  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}) });
+  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}), ...(options.reuse ? { satisfied: new Set(options.reuse.keys()) } : {}) });
   await store.commit(tracking, { changes: queued.changes, message: queued.message, absent: runFiles });
   ctx.observer?.runQueued?.({ id: runId, todoCommit, taskCount: queued.tasks.length });
-  // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent.
-  const toRun = queued.tasks.filter((t) => !options.reuse?.has(t.id));
+  // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent;
+  // a task that waits on others is sent by the collector once they have succeeded.
+  const toRun = queued.tasks.filter((t) => !options.reuse?.has(t.id) && t.state === 'queued');
   const reused = queued.tasks.filter((t) => options.reuse?.has(t.id)).map((t) => reuseTask(queued.run, t, options.reuse!.get(t.id)!, now));
   if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
   const candidates = await cacheCandidates(ctx, queued.run, log);

@@ -152,7 +152,7 @@ describe('Serial', () => {
 
 describe('the task state machine', () => {
   it('allows exactly the transitions of its diagram', () => {
-    const allowed = new Set(['queued>running', 'queued>succeeded', 'queued>cancelled', 'running>running', 'running>succeeded', 'running>failed', 'running>cancelled', 'failed>queued', 'failed>cancelled']);
+    const allowed = new Set(['queued>running', 'queued>succeeded', 'queued>cancelled', 'running>running', 'running>succeeded', 'running>failed', 'running>cancelled', 'failed>queued', 'failed>cancelled', 'waiting>queued', 'waiting>skipped', 'waiting>cancelled']);
     for (const from of TASK_STATES) {
       for (const to of TASK_STATES) {
         expect(canTransition(from, to), `${from} -> ${to}`).toBe(allowed.has(`${from}>${to}`));
@@ -169,6 +169,8 @@ describe('the task state machine', () => {
     expect(isFinal({ state: 'failed', attempts: 4, maxAttempts: 3 })).toBe(true);
     expect(isFinal({ state: 'running', attempts: 3, maxAttempts: 3 })).toBe(false);
     expect(isFinal({ state: 'queued', attempts: 0, maxAttempts: 1 })).toBe(false);
+    expect(isFinal({ state: 'waiting', attempts: 0, maxAttempts: 1 })).toBe(false);
+    expect(isFinal({ state: 'skipped', attempts: 0, maxAttempts: 1 })).toBe(true);
   });
 });
 
@@ -284,6 +286,7 @@ describe('the run state machine', () => {
     const t = (state: TaskRecord['state'], attempts = 1, maxAttempts = 1) => ({ state, attempts, maxAttempts }) as TaskRecord;
     expect(progress([t('succeeded'), t('failed', 1, 3), t('failed', 3, 3), t('cancelled'), t('running'), t('queued')])).toEqual({ done: 3, failed: 1, total: 6 });
     expect(progress([])).toEqual({ done: 0, failed: 0, total: 0 });
+    expect(progress([t('skipped', 0), t('waiting', 0)])).toEqual({ done: 1, failed: 1, total: 2 });
     expect(allFinal([])).toBe(false);
     expect(allFinal([t('succeeded'), t('cancelled')])).toBe(true);
     expect(allFinal([t('succeeded'), t('failed', 1, 2)])).toBe(false);

@@ -134,6 +134,47 @@ describe('pipeline, end to end', () => {
     expect(JSON.parse(list.split('\n')[5]!)).toMatchObject({ id: 'broken', maxAttempts: 3, retryOn: { exit: [75] }, backoffMs: 500 });
   });
 
+  it('runs a three-level graph of needs: a failure skips what needs it and what needs that, the rest runs on; a cycle is refused, named', async () => {
+    const project = {
+      tasks: [
+        { id: 'fetch-{part}', run: 'echo part {part}', matrix: { part: [1, 2] } },
+        { id: 'broken', run: 'echo broken; exit 4' },
+        { id: 'count', run: 'echo counted', needs: ['fetch-{part}'] },
+        { id: 'fix', run: 'echo fixed', needs: ['broken'] },
+        { id: 'report', run: 'echo report', needs: ['count', 'fix'] },
+        { id: 'summary', run: 'echo summary', needs: ['count'] },
+      ],
+    };
+    const commit = await stack.push({ 'projects/graph.json': JSON.stringify(project), 'projects/ring.json': JSON.stringify({ tasks: [{ id: 'a', run: 'true', needs: ['b'] }, { id: 'b', run: 'true', needs: ['a'] }] }) });
+    const runId = runIdFor('projects/graph.json', commit);
+    const { run, tasks } = await stack.waitForRun(runId);
+    expect(tasks.map((t) => [t.id, t.state])).toEqual([
+      ['fetch-1', 'succeeded'],
+      ['fetch-2', 'succeeded'],
+      ['broken', 'failed'],
+      ['count', 'succeeded'],
+      ['fix', 'skipped'],
+      ['report', 'skipped'],
+      ['summary', 'succeeded'],
+    ]);
+    expect(run.state).toBe('failed');
+    expect(run.error).toBe('1 of 7 tasks failed: broken (exit 4); 2 skipped (fix, report)');
+    const dir = await stack.clone(stack.settings.repos.tracking);
+    const subjects = git(dir, 'log', '--reverse', '--format=%s', '--grep', `^${runId}/`).trim().split('\n');
+    const at = (prefix: string) => subjects.findIndex((s) => s.startsWith(prefix));
+    expect(subjects).toContain(`${runId}/count: waiting -> queued (needs met: fetch-1, fetch-2)`);
+    expect(subjects).toContain(`${runId}/fix: waiting -> skipped (needs broken, which failed)`);
+    expect(subjects).toContain(`${runId}/report: waiting -> skipped (needs fix, which was skipped)`);
+    for (const part of [1, 2]) expect(at(`${runId}/fetch-${part}: running -> succeeded`)).toBeLessThan(at(`${runId}/count: waiting -> queued`));
+    expect(at(`${runId}/count: running -> succeeded`)).toBeLessThan(at(`${runId}/summary: waiting -> queued`));
+    // Nothing skipped ever started.
+    expect(subjects.filter((s) => /\/(fix|report): queued -> running/.test(s))).toEqual([]);
+    expect((await stack.result(runId)).text).toBe('FAILED: 1 of 7 tasks failed: broken (exit 4); 2 skipped (fix, report)\n');
+    const ring = await stack.waitForRun(runIdFor('projects/ring.json', commit));
+    expect(ring.run.state).toBe('rejected');
+    expect(ring.run.error).toBe('projects/ring.json: $.tasks[0].needs: needs form a cycle (each needs the next): a -> b -> a');
+  });
+
   it('rejects an invalid file with a message naming file, JSON path and problem, while a valid file in the same push runs', async () => {
     const commit = await stack.push({
       'projects/broken.json': JSON.stringify({ project: 'broken', tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 42 }] }),

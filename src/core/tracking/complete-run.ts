@@ -57,17 +57,26 @@ export function completeRun(
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const ordered = run.tasks.map((id) => byId.get(id)!);
   const failed = ordered.filter((t) => t.state === 'failed');
+  const skipped = ordered.filter((t) => t.state === 'skipped');
   const cancelled = ordered.filter((t) => t.state === 'cancelled');
   const reducer = run.reduce ?? 'concat';
   let value: unknown = null;
   let text: string;
   let error: string | undefined;
-  const isCancelled = run.cancelled !== undefined || cancelled.length > 0;
+  // `fail_fast` cancels what is left once a task fails: the run failed, it was not cancelled.
+  const failedFast = run.failFast === true && failed.length > 0 && run.cancelled === undefined;
+  const isCancelled = !failedFast && (run.cancelled !== undefined || cancelled.length > 0);
   if (isCancelled) {
     error = `cancelled (${run.cancelled ?? 'by request'}): ${ordered.length - cancelled.length} of ${plural(ordered.length, 'task')} had finished`;
     text = `CANCELLED: ${error}\n`;
-  } else if (failed.length) {
-    error = `${failed.length} of ${plural(ordered.length, 'task')} failed: ${failed.map((t) => `${t.id} (${t.error ?? `exit ${t.exitCode}`})`).join(', ')}`;
+  } else if (failed.length || skipped.length) {
+    error = [
+      failed.length ? `${failed.length} of ${plural(ordered.length, 'task')} failed: ${failed.map((t) => `${t.id} (${t.error ?? `exit ${t.exitCode}`})`).join(', ')}` : undefined,
+      skipped.length ? `${skipped.length} skipped (${skipped.length > 5 ? `${skipped.slice(0, 5).map((t) => t.id).join(', ')}, …` : skipped.map((t) => t.id).join(', ')})` : undefined,
+      failedFast && cancelled.length ? `fail_fast cancelled ${cancelled.length}` : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
     text = `FAILED: ${error}\n`;
   } else {
     const bytes = options.outputBytes ?? ordered.reduce((n, t) => n + Buffer.byteLength(t.stdout ?? ''), 0);

@@ -17,10 +17,13 @@ export interface QueueRunOptions {
   rerunOf?: string;
   /** `--no-cache`: its tasks run even when the cache holds their result. */
   noCache?: boolean;
+  /** Tasks whose results this run reuses: a task that needs only these is queued at once, not waiting. */
+  satisfied?: ReadonlySet<string>;
 }
 
 export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
-  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache } = options;
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache, satisfied } = options;
+  const ids = new Set(project.tasks.map((t) => t.id));
   const cached = project.tasks.some((t) => t.cache);
   const run: RunRecord = {
     id: runId,
@@ -41,20 +44,27 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     ...(rerunOf ? { rerunOf } : {}),
     ...(cached ? { cache: true as const } : {}),
     ...(cached && noCache ? { noCache: true as const } : {}),
+    ...(project.failFast ? { failFast: true as const } : {}),
   };
-  const tasks: TaskRecord[] = project.tasks.map((t) => ({
+  const tasks: TaskRecord[] = project.tasks.map((t) => {
+    // A re-run of some tasks only (bisect) has no others to wait for.
+    const needs = t.needs?.filter((n) => ids.has(n));
+    const waits = needs?.some((n) => !satisfied?.has(n));
+    return {
     run: runId,
     id: t.id,
-    state: 'queued',
+    state: waits ? 'waiting' : 'queued',
     attempts: 0,
     maxAttempts: (t.retry?.max ?? project.retries) + 1,
     ...(t.retry?.on ? { retryOn: t.retry.on } : {}),
     ...(t.retry?.backoffMs !== undefined ? { backoffMs: t.retry.backoffMs } : {}),
     ...(t.cache ? { cache: t.cache } : {}),
+    ...(needs?.length ? { needs } : {}),
     argv: t.argv,
     timeoutMs: t.timeoutMs,
     queuedAt: now,
-  }));
+    };
+  });
   const paths = runPaths(run);
   const n = tasks.length;
   const message = commitMessage(

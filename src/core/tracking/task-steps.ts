@@ -21,3 +21,20 @@ export function cancelTask(run: RunRecord, task: TaskRecord, reason: string, now
   delete next.notBefore;
   return { task: next, changes: [taskChange(runPaths(run), next)], message: commitMessage(transitionSubject(run.id, task.id, task.state, 'cancelled', reason), runTrailers(run)) };
 }
+
+/** What it needs has succeeded: `waiting -> queued`, to be sent to TODO. */
+export function releaseTask(run: RunRecord, task: TaskRecord, now: string): { task: TaskRecord } & Commitable {
+  assertTransition(`${run.id}/${task.id}`, task.state, 'queued');
+  const next: TaskRecord = { ...task, state: 'queued', queuedAt: now };
+  const needs = task.needs ?? [];
+  const detail = `needs met: ${needs.length > 3 ? `${needs.slice(0, 3).join(', ')} and ${needs.length - 3} more` : needs.join(', ')}`;
+  return { task: next, changes: [taskChange(runPaths(run), next)], message: commitMessage(transitionSubject(run.id, task.id, 'waiting', 'queued', detail), runTrailers(run)) };
+}
+
+/** Something it needs did not succeed: `waiting -> skipped` (final), naming what and how it ended. */
+export function skipTask(run: RunRecord, task: TaskRecord, because: Pick<TaskRecord, 'id' | 'state'>, now: string): { task: TaskRecord } & Commitable {
+  assertTransition(`${run.id}/${task.id}`, task.state, 'skipped');
+  const why = `needs ${because.id}, which ${because.state === 'skipped' ? 'was skipped' : because.state === 'cancelled' ? 'was cancelled' : 'failed'}`;
+  const next: TaskRecord = { ...task, state: 'skipped', finishedAt: now, error: `skipped: ${why}` };
+  return { task: next, changes: [taskChange(runPaths(run), next)], message: commitMessage(transitionSubject(run.id, task.id, 'waiting', 'skipped', why), runTrailers(run)) };
+}
