@@ -96,7 +96,10 @@ export class Intake {
   private async settleWaiting(step: Step, book: RunBook, live: LiveRun, changed: TaskRecord | undefined, log: Logger): Promise<void> {
     live.dependents ??= dependentsOf(live.tasks.values());
     const dependents = live.dependents;
-    let frontier = changed ? (dependents.get(changed.id) ?? []) : [...live.tasks.values()].filter((t) => t.state === 'waiting').map((t) => t.id);
+    const { parallel } = live.run;
+    // With `parallel`, a slot freed anywhere may release any waiting task: they are looked at in run order.
+    const allWaiting = () => [...live.tasks.values()].filter((t) => t.state === 'waiting').map((t) => t.id);
+    let frontier = changed && !parallel ? (dependents.get(changed.id) ?? []) : allWaiting();
     const now = new Date(this.options.clock.now()).toISOString();
     while (frontier.length) {
       const next: string[] = [];
@@ -105,6 +108,7 @@ export class Intake {
         const decision = task && decideWaiting(task, live.tasks);
         if (!decision) continue;
         if (decision.kind === 'release') {
+          if (parallel && live.active >= parallel) continue;
           const released = releaseTask(live.run, decision.task, now);
           await step.commit(released, { run: live.run.id, task: released.task });
           book.setTask(live, released.task);

@@ -63,7 +63,7 @@ export async function recoverRun(
       // when that worker's connection drops. Queued again only if no worker reports it within three heartbeats.
       leases.watch(retries.messageFor(live.run, { ...task, attempts: task.attempts - 1 }), 3 * settings.heartbeatMs);
       report.watched++;
-    } else if (task.attempts === 0 && !task.needs?.length && live.run.publishedAt && !ctx.queue.lost('todo')) {
+    } else if (task.attempts === 0 && !task.releasedAt && live.run.publishedAt && !ctx.queue.lost('todo')) {
       // A first attempt whose message the broker confirmed, in a queue that is still there: it is in the queue,
       // or in a worker's hands. Sending it again would only run it twice.
       report.held++;

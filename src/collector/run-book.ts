@@ -22,8 +22,10 @@ export interface LiveRun {
   /** Bytes of stdout its succeeded tasks gave; past the cap they are no longer kept. */
   stdoutBytes: number;
   overCap: boolean;
-  /** Tasks waiting on what they need: none in most runs, and then nothing is looked at for them. */
+  /** Tasks waiting on what they need (or for a slot): none in most runs, and then nothing is looked at for them. */
   waiting: number;
+  /** Tasks queued, running, or failed with a retry to come: what the run's `parallel` caps. */
+  active: number;
   /** For each task, those that need it (read once, for runs with `needs`). */
   dependents?: Map<string, string[]>;
 }
@@ -50,7 +52,7 @@ export class RunBook {
     const source = repoTree(this.store, this.repo);
     const view = await readRunView(source, head, runId);
     if (!view) return undefined;
-    const live: LiveRun = { run: view.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false, waiting: 0 };
+    const live: LiveRun = { run: view.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false, waiting: 0, active: 0 };
     // The reducer needs the stdout of every succeeded task; it lives in their files.
     const paths = runPaths(view.run);
     const succeeded = view.tasks.filter((t) => t.state === 'succeeded');
@@ -74,6 +76,8 @@ export class RunBook {
     }
     if (previous?.state === 'waiting') live.waiting--;
     if (next.state === 'waiting') live.waiting++;
+    if (previous && isActive(previous)) live.active--;
+    if (isActive(next)) live.active++;
     if (next.state === 'succeeded' && next.stdout !== undefined && previous?.stdout !== next.stdout) {
       live.stdoutBytes += Buffer.byteLength(next.stdout);
       if (live.stdoutBytes > this.resultCap && !live.overCap) {
@@ -95,6 +99,11 @@ export class RunBook {
     this.runs.clear();
     this.basis = undefined;
   }
+}
+
+/** Holding one of its run's `parallel` slots. */
+function isActive(task: TaskRecord): boolean {
+  return task.state === 'queued' || task.state === 'running' || (task.state === 'failed' && !isFinal(task));
 }
 
 export function allTasksFinal(live: LiveRun): boolean {

@@ -41,6 +41,8 @@ export interface Project {
   cache?: boolean;
   /** `"fail_fast": true`: the first task that fails for good cancels the rest of the run. */
   failFast?: boolean;
+  /** `"parallel": N`: at most N of the run's tasks queued or running at once. */
+  parallel?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -135,6 +137,7 @@ const tasksProject = z
   .strictObject({
   ...common,
   fail_fast: z.boolean().optional(),
+  parallel: z.number().int().min(1).max(PROJECT_LIMITS.tasks).optional(),
   tasks: z
     .array(task)
     .min(1, { error: 'a project needs at least one task' })
@@ -216,7 +219,7 @@ export function parseProject(file: string, text: string): Project {
   const r = tasksProject.safeParse(doc);
   if (!r.success) throw new ProjectError(file, problemsOf(r.error));
   const project = settingsOf(file, r.data, 'tasks', 'concat');
-  return { ...project, ...(r.data.fail_fast ? { failFast: true } : {}), tasks: expandTasks(file, r.data.tasks, project) };
+  return { ...project, ...(r.data.fail_fast ? { failFast: true } : {}), ...(r.data.parallel ? { parallel: r.data.parallel } : {}), tasks: expandTasks(file, r.data.tasks, project) };
 }
 
 /** The listed tasks, each matrix expanded, with the project's defaults; refused past the task limit or with duplicate ids. */

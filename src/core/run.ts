@@ -71,6 +71,8 @@ export interface RunRecord {
   noCache?: true;
   /** `"fail_fast": true`: the first task that fails for good cancels the rest of the run. */
   failFast?: true;
+  /** `"parallel": N`: at most N tasks queued or running at once; the others wait for a slot. */
+  parallel?: number;
 }
 
 export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {

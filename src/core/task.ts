@@ -10,7 +10,7 @@ import { retryable, type RetryOn } from './retry.js';
  *   running -> running               (the attempt was redelivered to another worker)
  *   failed -> queued                 (a retry: a new attempt)
  *   queued | running | failed -> cancelled   (the run was cancelled; final)
- *   waiting -> queued                (what it needs has succeeded)
+ *   waiting -> queued                (what it needs has succeeded, and the run's `parallel` has a slot)
  *   waiting -> skipped               (something it needs failed, or was skipped or cancelled; final)
  *   waiting -> cancelled
  */
@@ -52,6 +52,8 @@ export interface TaskRecord {
   backoffMs?: number;
   /** Tasks of the run that must succeed before this one is queued (`waiting` until then). */
   needs?: string[];
+  /** When it went from waiting to queued (the collector sent its message, not the dispatcher). */
+  releasedAt?: string;
   argv: string[];
   timeoutMs: number;
   queuedAt: string;

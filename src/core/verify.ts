@@ -58,8 +58,8 @@ export async function verifyRun(input: VerifyInput): Promise<string[]> {
   const steps = transitionsOf(runId, input.subjects);
   for (const t of tasks) {
     const own = steps.get(t.id) ?? [];
-    // A task with `needs` starts waiting, unless what it needs was reused when its run was queued.
-    let at = t.needs?.length && (own[0]?.from ?? t.state) === 'waiting' ? 'waiting' : 'queued';
+    // A task with `needs` (or past its run's `parallel`) starts waiting.
+    let at = (own[0]?.from ?? t.state) === 'waiting' ? 'waiting' : 'queued';
     for (const { from, to } of own) {
       if (from !== at) problems.push(`${t.id}: a commit records ${from} -> ${to} while the task was ${at}`);
       else if (!TASK_STATES.includes(to as TaskState) || !canTransition(from as TaskState, to as TaskState)) problems.push(`${t.id}: ${from} -> ${to} is not a transition a task can make`);

@@ -175,6 +175,24 @@ describe('pipeline, end to end', () => {
     expect(ring.run.error).toBe('projects/ring.json: $.tasks[0].needs: needs form a cycle (each needs the next): a -> b -> a');
   });
 
+  it('parallel holds a run to one task at a time, while a run pushed after it still gets a worker', async () => {
+    const commit = await stack.push({ 'projects/held.json': JSON.stringify({ parallel: 1, tasks: [1, 2, 3].map((i) => ({ id: `s${i}`, run: 'sleep 0.5; echo s' + i })) }) });
+    const held = runIdFor('projects/held.json', commit);
+    const after = await stack.push({ 'projects/quick.json': JSON.stringify({ tasks: [{ id: 'q', run: 'echo quick' }] }) });
+    const quick = runIdFor('projects/quick.json', after);
+    const [h, q] = await Promise.all([stack.waitForRun(held), stack.waitForRun(quick)]);
+    expect([h.run.state, q.run.state]).toEqual(['succeeded', 'succeeded']);
+    const dir = await stack.clone(stack.settings.repos.tracking);
+    const subjects = git(dir, 'log', '--reverse', '--format=%s').trim().split('\n');
+    const at = (prefix: string) => subjects.findIndex((s) => s.startsWith(prefix));
+    for (const i of [2, 3]) {
+      expect(subjects).toContain(`${held}/s${i}: waiting -> queued (a slot of parallel 1)`);
+      expect(at(`${held}/s${i - 1}: running -> succeeded`)).toBeLessThan(at(`${held}/s${i}: waiting -> queued`));
+    }
+    // The second worker slot was free for the other run: it ended before the held run's last task began.
+    expect(at(`${quick}/q: running -> succeeded`)).toBeLessThan(at(`${held}/s3: waiting -> queued`));
+  });
+
   it('rejects an invalid file with a message naming file, JSON path and problem, while a valid file in the same push runs', async () => {
     const commit = await stack.push({
       'projects/broken.json': JSON.stringify({ project: 'broken', tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 42 }] }),

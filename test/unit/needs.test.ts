@@ -100,4 +100,23 @@ describe('needs', () => {
     expect(view.run.error).toBe('1 of 3 tasks failed: bad (exit 3); fail_fast cancelled 2');
     expect(await h.subjects(id)).toContain(`${id}/later: waiting -> cancelled (fail_fast: bad failed)`);
   });
+
+  it('parallel holds a run back to N tasks queued or running, while another run still gets a worker', async () => {
+    h = await harness({ concurrency: 2 });
+    const bigFile = 'projects/big.json';
+    const big = runIdFor(bigFile, await h.push({ [bigFile]: JSON.stringify({ parallel: 1, tasks: [1, 2, 3, 4].map((i) => ({ id: `s${i}`, run: 'sleep 1' })) }) }));
+    const smallFile = 'projects/small.json';
+    const small = runIdFor(smallFile, await h.push({ [smallFile]: JSON.stringify({ tasks: [{ id: 'quick', run: 'sleep 1' }] }) }));
+    await finished(big);
+    const subjects = await h.subjects(big);
+    expect((await h.run(big))!.tasks.map((t) => t.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(subjects).toContain(`${big}/s2: waiting -> queued (a slot of parallel 1)`);
+    // One at a time: each task is queued only once the one before it has finished.
+    const at = (prefix: string) => subjects.findIndex((x) => x.startsWith(prefix));
+    for (const i of [2, 3, 4]) expect(at(`${big}/s${i - 1}: running -> succeeded`)).toBeLessThan(at(`${big}/s${i}: waiting -> queued`));
+    // The small run did not wait behind the big one: it was done before the big one's second task started.
+    const all = await h.store.subjects('tache_suivi');
+    expect(all.findIndex((x) => x.startsWith(`${small}/quick: running -> succeeded`))).toBeLessThan(all.findIndex((x) => x.startsWith(`${big}/s2: queued -> running`)));
+    expect((await h.run(big))!.run.parallel).toBe(1);
+  });
 });

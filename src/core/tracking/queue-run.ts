@@ -45,11 +45,14 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     ...(cached ? { cache: true as const } : {}),
     ...(cached && noCache ? { noCache: true as const } : {}),
     ...(project.failFast ? { failFast: true as const } : {}),
+    ...(project.parallel ? { parallel: project.parallel } : {}),
   };
+  // With `parallel`, the first tasks free to run take the slots; the others wait for one.
+  let slots = project.parallel ?? Infinity;
   const tasks: TaskRecord[] = project.tasks.map((t) => {
     // A re-run of some tasks only (bisect) has no others to wait for.
     const needs = t.needs?.filter((n) => ids.has(n));
-    const waits = needs?.some((n) => !satisfied?.has(n));
+    const waits = needs?.some((n) => !satisfied?.has(n)) || (!satisfied?.has(t.id) && slots-- <= 0);
     return {
     run: runId,
     id: t.id,

@@ -25,9 +25,14 @@ export function cancelTask(run: RunRecord, task: TaskRecord, reason: string, now
 /** What it needs has succeeded: `waiting -> queued`, to be sent to TODO. */
 export function releaseTask(run: RunRecord, task: TaskRecord, now: string): { task: TaskRecord } & Commitable {
   assertTransition(`${run.id}/${task.id}`, task.state, 'queued');
-  const next: TaskRecord = { ...task, state: 'queued', queuedAt: now };
+  const next: TaskRecord = { ...task, state: 'queued', queuedAt: now, releasedAt: now };
   const needs = task.needs ?? [];
-  const detail = `needs met: ${needs.length > 3 ? `${needs.slice(0, 3).join(', ')} and ${needs.length - 3} more` : needs.join(', ')}`;
+  const detail = [
+    needs.length ? `needs met: ${needs.length > 3 ? `${needs.slice(0, 3).join(', ')} and ${needs.length - 3} more` : needs.join(', ')}` : undefined,
+    run.parallel ? `a slot of parallel ${run.parallel}` : undefined,
+  ]
+    .filter(Boolean)
+    .join('; ');
   return { task: next, changes: [taskChange(runPaths(run), next)], message: commitMessage(transitionSubject(run.id, task.id, 'waiting', 'queued', detail), runTrailers(run)) };
 }
 
