@@ -4,6 +4,8 @@
  * workers) and for `gitjobs worker` (workers only). It decides nothing:
  * every rule lives in the room it belongs to.
  */
+import { Scheduler } from '../dispatcher/scheduler.js';
+import { systemClock } from '../core/clock.js';
 import { ResultCache } from '../core/result-cache.js';
 import { repoTree } from '../core/run-reader.js';
 import os from 'node:os';
@@ -192,9 +194,14 @@ export async function up(options: UpOptions): Promise<Running> {
 
     const sources = new ConfigSource(path.join(options.home, 'cache'), settings.branch, options.apiToken);
     const prebuild = executor && ((commit: string) => void prebuildImages({ executor, sources, store, configRepo: config, configUrl, log: logger }, commit));
-    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, observer, resultCache, ...(prebuild ? { onConfig: prebuild } : {}) });
+    let scheduler: Scheduler | undefined;
+    const dispatcher = new Dispatcher({ store, queue, settings, configUrl, log: logger, cancel, observer, resultCache, onSchedule: () => scheduler?.poke(), ...(prebuild ? { onConfig: prebuild } : {}) });
     stages.openWith({ dispatcher, collector });
     host.onPush(onPush);
+    // Scheduled project files run at their ticks; one missed while down runs once now.
+    scheduler = new Scheduler({ store, tracking: settings.repos.tracking, clock: systemClock, log: logger, run: (schedule, tick) => dispatcher.runScheduled(schedule, tick) });
+    await scheduler.start();
+    teardown.add(() => scheduler!.stop());
 
     let poller: Poller | undefined;
     if (options.pollMs && repos.mirrors) {

@@ -20,6 +20,15 @@ export function runIdFor(file: string, commit: string): string {
   return `${slug}-${hash}`;
 }
 
+/**
+ * The run of a scheduled project file at one tick: `nightly-1a2b3c4.t20261128T030000Z`,
+ * stable for (file, commit, tick), so that a tick never runs twice.
+ */
+export function scheduledRunId(file: string, commit: string, tickIso: string): string {
+  const [slug, hash] = [runIdFor(file, commit).slice(0, -8).slice(0, 32), runIdFor(file, commit).slice(-7)];
+  return `${slug}-${hash}.t${tickIso.replace(/[-:]/g, '').replace(/\.\d{3}/, '')}`;
+}
+
 /** `q12-1a2b3c4.r2` is the second re-run of `q12-1a2b3c4`; a re-run of a re-run counts from the same first run. */
 const RERUN = /\.r(\d+)$/;
 

@@ -113,6 +113,13 @@ export function candidateRunFiles(runId: string): { layout: 1 | 2; runFile: stri
 }
 
 /** Project files in the todo repository: `projects/**.json`. */
+/** Tracking's record of a project file that runs on a schedule: one flat file per project file. */
+export const SCHEDULES_DIR = 'schedules';
+
+export function scheduleFileOf(projectFile: string): string {
+  return `${SCHEDULES_DIR}/${encodeURIComponent(projectFile.replace(/^projects\//, ''))}`;
+}
+
 export function isProjectFile(path: string): boolean {
   return /^projects\/.+\.json$/i.test(path);
 }

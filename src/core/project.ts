@@ -7,6 +7,7 @@ import { projectNameOf } from './layout.js';
 import { nqueensTasks, NQUEENS_MAX_N } from './nqueens.js';
 import { expandMatrix, matrixSchema, matrixSize } from './matrix.js';
 import { REDUCERS, type ReducerName } from './reduce.js';
+import { parseCron } from './cron.js';
 import { MAX_RETRIES, retryPolicy, retrySchema, type RetryPolicy } from './retry.js';
 
 /** One task of a project, normalised: what a worker needs to run it. */
@@ -43,6 +44,8 @@ export interface Project {
   failFast?: boolean;
   /** `"parallel": N`: at most N of the run's tasks queued or running at once. */
   parallel?: number;
+  /** `"schedule": "0 3 * * *"` (cron, UTC): the file runs at each tick instead of when it is pushed. */
+  schedule?: string;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -121,6 +124,16 @@ const common = {
   reduce: z.enum(REDUCERS).optional(),
   description: z.string().optional(),
   cache: z.boolean().optional(),
+  schedule: z
+    .string()
+    .superRefine((v, ctx) => {
+      try {
+        parseCron(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `not a cron schedule: ${(err as Error).message}` });
+      }
+    })
+    .optional(),
 };
 
 /** A task's id, or with a matrix a template of ids: `train-{seed}`. */
@@ -301,6 +314,7 @@ function settingsOf(file: string, p: z.infer<typeof tasksProject> | z.infer<type
     ...(p.retry ? { retry: retryPolicy(p.retry) } : {}),
     reduce: p.reduce ?? reduceDefault,
     ...(p.cache !== undefined ? { cache: p.cache } : {}),
+    ...(p.schedule !== undefined ? { schedule: p.schedule.trim() } : {}),
   };
 }
 

@@ -73,6 +73,8 @@ export interface RunRecord {
   failFast?: true;
   /** `"parallel": N`: at most N tasks queued or running at once; the others wait for a slot. */
   parallel?: number;
+  /** A run of a scheduled project file: the tick it ran for. */
+  scheduledFor?: string;
 }
 
 export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {

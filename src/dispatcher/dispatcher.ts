@@ -9,7 +9,8 @@ import { retryOnConflict } from '../core/errors.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
 import { ProjectError } from '../core/errors.js';
 import { firstRunOf, nextRerunId } from '../core/ids.js';
-import { isProjectFile, runPaths } from '../core/layout.js';
+import { isProjectFile, runPaths, scheduleFileOf } from '../core/layout.js';
+import { scheduleEnded, type ScheduleRecord } from '../core/tracking/schedule.js';
 import type { GitStore, StageOptions } from '../core/ports.js';
 import { readRunRecord, readRunView, readTaskResult, repoTree, unfinishedRuns } from '../core/run-reader.js';
 import type { ReuseSource } from '../core/tracking/reuse.js';
@@ -51,6 +52,8 @@ export interface DispatcherOptions extends StageOptions {
   cancel?: (runId: string, reason: string) => Promise<unknown>;
   /** The config repository's branch moved to `commit` (workers build its images ahead of use). */
   onConfig?: (commit: string) => void;
+  /** A schedule was recorded or ended: the scheduler looks at tracking again. */
+  onSchedule?: () => void;
 }
 
 export class Dispatcher {
@@ -63,8 +66,8 @@ export class Dispatcher {
   private readonly recent = new Set<string>();
 
   constructor(private readonly options: DispatcherOptions) {
-    const { store, queue, settings, configUrl, log, observer, resultCache } = options;
-    this.ctx = { store, queue, settings, configUrl, log, clock: options.clock ?? systemClock, ...(observer ? { observer } : {}), ...(resultCache ? { resultCache } : {}) };
+    const { store, queue, settings, configUrl, log, observer, resultCache, onSchedule } = options;
+    this.ctx = { store, queue, settings, configUrl, log, clock: options.clock ?? systemClock, ...(observer ? { observer } : {}), ...(resultCache ? { resultCache } : {}), ...(onSchedule ? { onSchedule } : {}) };
   }
 
   handlePush(event: PushEvent): Promise<DispatchOutcome[]> {
@@ -99,7 +102,10 @@ export class Dispatcher {
     }
     const files = (await store.changedFiles(event.repo, before, event.after)).filter((f) => isProjectFile(f.path));
     const deleted = files.filter((f) => f.status === 'deleted').map((f) => f.path);
-    if (deleted.length) await this.cancelRunsOf(deleted, event.after);
+    if (deleted.length) {
+      await this.cancelRunsOf(deleted, event.after);
+      await this.endSchedulesOf(deleted, event.after);
+    }
     const configCommit = await store.head(settings.repos.config);
     const budget = new PushBudget();
     const outcomes: DispatchOutcome[] = [];
@@ -170,6 +176,40 @@ export class Dispatcher {
     if (!recorded.size) return undefined;
     for await (const c of store.history(repo, after)) if (recorded.has(c.oid)) return c.oid;
     return undefined;
+  }
+
+  /** Deleting a scheduled project file ends its schedule. */
+  private async endSchedulesOf(files: string[], todoCommit: string): Promise<void> {
+    const { store, settings, log } = this.options;
+    const tracking = settings.repos.tracking;
+    for (const file of files) {
+      const ended = await retryOnConflict(async () => {
+        const head = await store.head(tracking);
+        if (!head || (await store.fileSize(tracking, head, scheduleFileOf(file))) === undefined) return false;
+        await store.commit(tracking, scheduleEnded(file, `deleted in ${todoCommit.slice(0, 7)}`, todoCommit));
+        return true;
+      });
+      if (ended) {
+        log.info({ file }, 'project file deleted; its schedule ended');
+        this.options.onSchedule?.();
+      }
+    }
+  }
+
+  /**
+   * The run of a scheduled project file at one tick (scheduler.ts): the
+   * file as its schedule recorded it, with the config repository as it is
+   * now. A tick already run is a duplicate, never a second run.
+   */
+  runScheduled(schedule: ScheduleRecord, tick: string): Promise<DispatchOutcome> {
+    return this.serial.run(() =>
+      retryOnConflict(async () => {
+        const { store, settings } = this.options;
+        await store.ensureCommit(settings.repos.todo, schedule.todoCommit);
+        const configCommit = await store.head(settings.repos.config);
+        return recordRun(this.ctx, { file: schedule.file, todoCommit: schedule.todoCommit, configCommit, budget: new PushBudget(), tick: { schedule, at: tick } });
+      }),
+    );
   }
 
   /** Deleting a project file cancels its unfinished runs. */

@@ -17,6 +17,10 @@ import type { Settings } from '../core/settings.js';
 import { queuedRun, rejectedRun } from '../core/tracking/queue-run.js';
 import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
 import type { CacheEntry, ResultCache } from '../core/result-cache.js';
+import { scheduledRunId } from '../core/ids.js';
+import { scheduleFileOf } from '../core/layout.js';
+import { nextTick, parseCron } from '../core/cron.js';
+import { scheduleRecorded, tickTaken, type ScheduleRecord } from '../core/tracking/schedule.js';
 import type { RunRecord } from '../core/run.js';
 import type { TaskRecord } from '../core/task.js';
 
@@ -27,7 +31,9 @@ export type DispatchOutcome =
   /** `tasks` sent to run; `reused`, in a re-run of the failed part, recorded from the run it re-runs. */
   | { file: string; run: string; outcome: 'queued'; tasks: number; reused?: number }
   | { file: string; run: string; outcome: 'rejected'; error: string }
-  | { file: string; run: string; outcome: 'duplicate' };
+  | { file: string; run: string; outcome: 'duplicate' }
+  /** A file with "schedule": recorded, to run at its ticks (`next`, none if the schedule never fires). */
+  | { file: string; run?: undefined; outcome: 'scheduled'; schedule: string; next?: string };
 
 export interface RecorderContext {
   store: GitStore;
@@ -40,6 +46,8 @@ export interface RecorderContext {
   observer?: RunObserver;
   /** The result cache's index: tasks that ask for the cache are sent with the earlier results they may take. */
   resultCache?: ResultCache;
+  /** A schedule was recorded or ended (the scheduler looks again). */
+  onSchedule?: () => void;
 }
 
 /** What the files of one push have used of PUSH_BYTES so far. */
@@ -70,6 +78,8 @@ export interface RecordOptions {
   refused?: ProjectError;
   /** `--no-cache`: no task takes a result from the cache (their results are still recorded for later runs). */
   noCache?: boolean;
+  /** A run of a scheduled file at one tick (scheduler.ts): the schedule as tracking has it, and the tick. */
+  tick?: { schedule: ScheduleRecord; at: string };
 }
 
 /**
@@ -80,7 +90,7 @@ export interface RecordOptions {
 export async function recordRun(ctx: RecorderContext, options: RecordOptions): Promise<DispatchOutcome> {
   const { store, settings } = ctx;
   const { file, todoCommit, configCommit, rerun } = options;
-  const runId = rerun?.runId ?? runIdFor(file, todoCommit);
+  const runId = rerun?.runId ?? (options.tick ? scheduledRunId(file, todoCommit, options.tick.at) : runIdFor(file, todoCommit));
   const rerunOf = rerun ? { rerunOf: rerun.rerunOf } : {};
   const log = ctx.log.child({ run: runId });
   const tracking = settings.repos.tracking;
@@ -105,8 +115,23 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     ctx.observer?.runRejected?.({ id: runId, todoCommit, ...(rejected.run.error ? { error: rejected.run.error } : {}) });
     return { file, run: runId, outcome: 'rejected', error: rejected.run.error! };
   }
-  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}), ...(options.reuse ? { satisfied: new Set(options.reuse.keys()) } : {}) });
-  await store.commit(tracking, { changes: queued.changes, message: queued.message, absent: runFiles });
+  // Pushed with a schedule: recorded to run at its ticks, not now. (A re-run, or a tick, runs.)
+  const scheduleFile = scheduleFileOf(file);
+  const wasScheduled = !options.tick && head !== undefined && (await store.fileSize(tracking, head, scheduleFile)) !== undefined;
+  if (project.schedule && !rerun && !options.tick) {
+    const record: ScheduleRecord = { file, todoCommit, schedule: project.schedule, since: now };
+    const next = nextTick(parseCron(project.schedule), ctx.clock.now());
+    const nextIso = next === undefined ? undefined : new Date(next).toISOString();
+    await store.commit(tracking, scheduleRecorded(record, nextIso));
+    log.info({ file, schedule: project.schedule, next: nextIso }, 'project scheduled');
+    ctx.onSchedule?.();
+    return { file, outcome: 'scheduled', schedule: project.schedule, ...(nextIso ? { next: nextIso } : {}) };
+  }
+  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}), ...(options.reuse ? { satisfied: new Set(options.reuse.keys()) } : {}), ...(options.tick ? { scheduledFor: options.tick.at } : {}) });
+  const extra = options.tick ? [tickTaken(options.tick.schedule, options.tick.at)] : wasScheduled && !rerun ? [{ path: scheduleFile, content: null }] : [];
+  const body = wasScheduled && !rerun && !options.tick ? `\nIts schedule ended: ${file} was pushed without "schedule".` : '';
+  await store.commit(tracking, { changes: [...queued.changes, ...extra], message: body ? queued.message.replace(/\n\n/, `\n${body}\n\n`) : queued.message, absent: runFiles });
+  if (body) ctx.onSchedule?.();
   ctx.observer?.runQueued?.({ id: runId, todoCommit, taskCount: queued.tasks.length });
   // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent;
   // a task that waits on others is sent by the collector once they have succeeded.

@@ -50,7 +50,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
                 type: 'array',
                 items: {
                   type: 'object',
-                  properties: { id: { type: 'string' }, project: { type: 'string' }, file: { type: 'string' }, state: { type: 'string' }, todoCommit: { type: 'string' }, createdAt: { type: 'string' }, finishedAt: { type: 'string' }, rerunOf: { type: 'string' }, progress: PROGRESS },
+                  properties: { id: { type: 'string' }, project: { type: 'string' }, file: { type: 'string' }, state: { type: 'string' }, todoCommit: { type: 'string' }, createdAt: { type: 'string' }, finishedAt: { type: 'string' }, rerunOf: { type: 'string' }, scheduledFor: { type: 'string' }, progress: PROGRESS },
                 },
               },
             },
@@ -164,7 +164,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       if (r.outcome === 'duplicate') return reply.code(409).send({ error: `run ${r.run} already exists` });
       if (r.outcome === 'refused') return reply.code(400).send({ error: r.error });
       if (r.outcome === 'nothing-failed') return reply.code(409).send({ error: `every task of run ${runId} succeeded: nothing to re-run (re-run it whole without "failed")` });
-      return reply.code(202).send({ run: r.run, rerunOf: runId, outcome: r.outcome, ...(r.outcome === 'queued' ? { tasks: r.tasks, ...(r.reused ? { reused: r.reused } : {}) } : { error: r.error }) });
+      return reply.code(202).send({ run: r.run, rerunOf: runId, outcome: r.outcome, ...(r.outcome === 'queued' ? { tasks: r.tasks, ...(r.reused ? { reused: r.reused } : {}) } : { error: r.outcome === 'rejected' ? r.error : `recorded as ${r.outcome}` }) });
     },
   );
 

@@ -239,6 +239,48 @@ describe('faults', () => {
     expect(view.log).toEqual([`${runId}: queued (1 task from projects/once.json)`, `${runId}: published (1 TODO message confirmed by the broker)`, expect.stringMatching(new RegExp(`^${runId}/once: queued -> running `)), expect.stringMatching(new RegExp(`^${runId}/once: running -> succeeded `)), expect.stringMatching(new RegExp(`^${runId}: running -> succeeded`))]);
   });
 
+  it('a scheduled project file pushed with git runs at each tick; ticks missed while up was down run once when it is back', async () => {
+    const h = home();
+    const p = prefix();
+    let server = track(await startUp(h, p, 1));
+    await pushTo(server.url, 'projects/every2s.json', { schedule: '*/2 * * * * *', tasks: [{ id: 't', run: 'echo tick' }] });
+    const tracking = path.join(h, 'repos', 'tache_suivi.git');
+    /** The ticks scheduled runs were queued for, and how many of those runs succeeded. */
+    const ticks = () => {
+      const subjects = git(tracking, 'log', '--format=%s', 'main').split('\n');
+      const queued = subjects.map((s) => /^(every2s-[0-9a-f]{7}\.t\w+): queued \(1 task from projects\/every2s\.json, scheduled for (\S+)\)$/.exec(s)).filter((m) => m !== null);
+      const succeeded = queued.filter((m) => subjects.includes(`${m[1]}: running -> succeeded`) || subjects.some((s) => s.startsWith(`${m[1]}: running -> succeeded`) || s.startsWith(`${m[1]}: queued -> succeeded`)));
+      return { at: queued.map((m) => Date.parse(m[2]!)).sort(), succeeded: succeeded.length };
+    };
+    await waitFor('the schedule recorded', async () => /^projects\/every2s\.json: scheduled "\*\/2 \* \* \* \* \*" \(UTC\), next run \S+$/m.test(git(tracking, 'log', '--format=%s', 'main')), 30_000);
+    await waitFor('two scheduled runs to succeed', async () => ticks().succeeded >= 2, 60_000);
+    server.child.kill('SIGKILL');
+    await server.exited;
+    const downAt = Date.now();
+    await new Promise((r) => setTimeout(r, 7000));
+    const lastBefore = Math.max(...ticks().at);
+    server = track(await startUp(h, p, 1));
+    // Three ticks were missed: one run for them (the last one missed), then the schedule goes on every two seconds.
+    await waitFor('three runs after the restart', async () => ticks().at.filter((t) => t > lastBefore).length >= 3, 30_000);
+    const [caughtUp, next, afterNext] = ticks().at.filter((t) => t > lastBefore) as [number, number, number];
+    // Had each missed tick run, the first would be two seconds after the last before the kill.
+    expect(caughtUp - lastBefore).toBeGreaterThanOrEqual(6000);
+    expect(caughtUp).toBeGreaterThan(downAt);
+    // (Two seconds apart, unless a loaded machine held the scheduler past a tick: then it ran the last one due.)
+    for (const gap of [next - caughtUp, afterNext - next]) expect([2000, 4000]).toContain(gap);
+    // Deleting the file ends the schedule.
+    const dir = tmpdir('faults-unschedule');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    await gitAsync(dir, 'clone', '-q', `${server.url}/git/tache_a_faire.git`, '.');
+    git(dir, 'rm', '-q', 'projects/every2s.json');
+    git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Stop every2s');
+    await gitAsync(dir, 'push', '-q', 'origin', 'main');
+    await waitFor('the schedule to end', async () => /^projects\/every2s\.json: schedule ended \(deleted in [0-9a-f]{7}\)$/m.test(git(tracking, 'log', '--format=%s', 'main')), 30_000);
+    const count = ticks().at.length;
+    await new Promise((r) => setTimeout(r, 4500));
+    expect(ticks().at.length).toBe(count);
+  });
+
   it('a worker that starts a task tracking has already settled (its run cancelled before the worker came) is told to stop it', async () => {
     const h = home();
     const p = prefix();

@@ -19,10 +19,12 @@ export interface QueueRunOptions {
   noCache?: boolean;
   /** Tasks whose results this run reuses: a task that needs only these is queued at once, not waiting. */
   satisfied?: ReadonlySet<string>;
+  /** A scheduled run: the tick it runs for. */
+  scheduledFor?: string;
 }
 
 export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
-  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache, satisfied } = options;
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache, satisfied, scheduledFor } = options;
   const ids = new Set(project.tasks.map((t) => t.id));
   const cached = project.tasks.some((t) => t.cache);
   const run: RunRecord = {
@@ -46,6 +48,7 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     ...(cached && noCache ? { noCache: true as const } : {}),
     ...(project.failFast ? { failFast: true as const } : {}),
     ...(project.parallel ? { parallel: project.parallel } : {}),
+    ...(scheduledFor ? { scheduledFor } : {}),
   };
   // With `parallel`, the first tasks free to run take the slots; the others wait for one.
   let slots = project.parallel ?? Infinity;
@@ -71,7 +74,7 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
   const paths = runPaths(run);
   const n = tasks.length;
   const message = commitMessage(
-    `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''})`,
+    `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''}${scheduledFor ? `, scheduled for ${scheduledFor}` : ''})`,
     { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) },
     `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.` +
       (cached ? ` Result cache: ${noCache ? 'bypassed (--no-cache); results are recorded for later runs' : `on for ${project.tasks.filter((t) => t.cache).length} task(s)`}.` : ''),
