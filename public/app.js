@@ -67,8 +67,66 @@ async function runPage(id) {
   <p>Project <strong>${esc(r.project)}</strong> from <code>${esc(r.file)}</code> at <code>${esc(r.todoCommit.slice(0, 7))}</code>, config <code>${esc((r.configCommit ?? '').slice(0, 7))}</code>; ${view.progress.done}/${view.progress.total} tasks done${r.rerunOf ? `; re-run of <a href="#/runs/${esc(r.rerunOf)}">${esc(r.rerunOf)}</a>` : ''}${r.error ? `; <span class="state-failed">${esc(r.error)}</span>` : ''}.</p>
   <table><caption class="muted">Tasks</caption><thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Exit</th><th scope="col">Duration</th><th scope="col">Image</th><th scope="col">Worker</th><th scope="col">Transitions</th><th scope="col">Output</th></tr></thead><tbody>
   ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}${t.reusedFrom ? ` <span class="muted">reused from <a href="#/runs/${esc(t.reusedFrom.run)}">${esc(t.reusedFrom.run)}</a></span>` : ''}${t.cachedFrom ? ` <span class="muted">from cache: <a href="#/runs/${esc(t.cachedFrom.run)}">${esc(t.cachedFrom.run)}</a></span>` : ''}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
-  </tbody></table>`;
+  </tbody></table>${graph(view.tasks)}${timeline(view.tasks)}`;
   main.querySelectorAll('button[data-log]').forEach((b) => b.addEventListener('click', () => showLog(r.id, b.dataset.log)));
+}
+
+// The shape of a run: its tasks laid out by what they need, left to right, each in the colour of its state.
+const GRAPH_MAX = 300;
+function graph(tasks) {
+  if (!tasks.some((t) => t.needs?.length)) return '';
+  if (tasks.length > GRAPH_MAX) return `<p class="muted">Dependency graph: ${tasks.length} tasks, too many to draw (at most ${GRAPH_MAX}).</p>`;
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const level = new Map();
+  const levelOf = (t) => {
+    if (level.has(t.id)) return level.get(t.id);
+    level.set(t.id, 0);
+    const l = Math.max(0, ...(t.needs ?? []).filter((n) => byId.has(n)).map((n) => levelOf(byId.get(n)) + 1));
+    level.set(t.id, l);
+    return l;
+  };
+  const columns = [];
+  for (const t of tasks) (columns[levelOf(t)] ??= []).push(t);
+  const [w, h, gx, gy] = [150, 26, 56, 10];
+  const at = new Map();
+  columns.forEach((col, x) => col.forEach((t, y) => at.set(t.id, { x: 8 + x * (w + gx), y: 8 + y * (h + gy) })));
+  const width = 16 + columns.length * (w + gx) - gx;
+  const height = 16 + Math.max(...columns.map((c) => c.length)) * (h + gy) - gy;
+  let edges = 0;
+  const lines = tasks.flatMap((t) => (t.needs ?? []).filter((n) => at.has(n)).map((n) => {
+    edges++;
+    const [a, b] = [at.get(n), at.get(t.id)];
+    return `<path class="edge" data-from="${esc(n)}" data-to="${esc(t.id)}" d="M${a.x + w},${a.y + h / 2} C${a.x + w + gx / 2},${a.y + h / 2} ${b.x - gx / 2},${b.y + h / 2} ${b.x},${b.y + h / 2}"/>`;
+  }));
+  const nodes = tasks.map((t) => {
+    const { x, y } = at.get(t.id);
+    const label = t.id.length > 20 ? `${t.id.slice(0, 19)}…` : t.id;
+    return `<g class="node state-${esc(t.state)}" data-task="${esc(t.id)}" data-state="${esc(t.state)}"><title>${esc(t.id)}: ${esc(t.state)}</title><rect x="${x}" y="${y}" width="${w}" height="${h}" rx="4"/><text x="${x + 8}" y="${y + h / 2 + 5}">${esc(label)}</text></g>`;
+  });
+  return `<figure class="shape"><figcaption>Dependency graph</figcaption><svg id="graph" role="img" aria-label="Dependency graph: ${tasks.length} tasks, ${edges} dependencies" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${lines.join('')}${nodes.join('')}</svg></figure>`;
+}
+
+// When each task ran, and where: one bar per task that started, on one time axis.
+const TIMELINE_MAX = 500;
+function timeline(tasks) {
+  const ran = tasks.filter((t) => t.startedAt);
+  if (!ran.length) return '';
+  if (ran.length > TIMELINE_MAX) return `<p class="muted">Timeline: ${ran.length} tasks ran, too many to draw (at most ${TIMELINE_MAX}).</p>`;
+  const start = Math.min(...ran.map((t) => Date.parse(t.startedAt)));
+  const end = Math.max(...ran.map((t) => (t.finishedAt ? Date.parse(t.finishedAt) : Date.now())));
+  const span = Math.max(1, end - start);
+  const [label, width, row] = [170, 560, 20];
+  const height = ran.length * row + 24;
+  const bars = ran.map((t, i) => {
+    const from = Date.parse(t.startedAt);
+    const to = t.finishedAt ? Date.parse(t.finishedAt) : Date.now();
+    const x = label + ((from - start) / span) * width;
+    const bw = Math.max(2, ((to - from) / span) * width);
+    const where = t.worker?.id ?? t.worker?.host ?? '';
+    const name = t.id.length > 22 ? `${t.id.slice(0, 21)}…` : t.id;
+    return `<g class="state-${esc(t.state)}" data-task="${esc(t.id)}"><title>${esc(t.id)}: ${esc(t.state)}, ${dur(to - from)} on ${esc(where)}, from +${dur(from - start)}</title><text x="0" y="${i * row + 14}">${esc(name)}</text><rect class="bar" data-worker="${esc(where)}" data-from="${from - start}" data-to="${to - start}" x="${x.toFixed(1)}" y="${i * row + 3}" width="${bw.toFixed(1)}" height="${row - 6}"/></g>`;
+  });
+  return `<figure class="shape"><figcaption>Timeline (${dur(span)}; each bar from a task's start to its end, on the worker named in its tooltip)</figcaption><svg id="timeline" role="img" aria-label="Timeline: ${ran.length} tasks over ${dur(span)}" width="${label + width + 10}" height="${height}" viewBox="0 0 ${label + width + 10} ${height}">${bars.join('')}<text class="muted" x="${label}" y="${height - 4}">+0s</text><text class="muted" x="${label + width}" y="${height - 4}" text-anchor="end">+${dur(span)}</text></svg></figure>`;
 }
 
 async function act(run, action) {

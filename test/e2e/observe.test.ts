@@ -261,6 +261,45 @@ describe('dashboard', () => {
     expect(await failedOnly.isVisible()).toBe(false);
   });
 
+  it("draws a run's dependency graph with each task's state, and a timeline of when each task ran on which worker", async () => {
+    const page = await browser.newPage();
+    const project = {
+      tasks: [
+        { id: 'a', run: 'sleep 0.3; echo a' },
+        { id: 'b', run: 'exit 2' },
+        { id: 'c', run: 'echo c', needs: ['a'] },
+        { id: 'd', run: 'echo d', needs: ['b'] },
+        { id: 'e', run: 'echo e', needs: ['c', 'd'] },
+      ],
+    };
+    const commit = await stack.push({ 'projects/shape.json': JSON.stringify(project) });
+    const runId = runIdFor('projects/shape.json', commit);
+    await stack.waitForRun(runId, 60_000);
+    await page.goto(`${base}/#/runs/${runId}`);
+    const graph = page.getByRole('img', { name: 'Dependency graph: 5 tasks, 4 dependencies' });
+    await graph.waitFor({ timeout: 20_000 });
+    const states = await graph.locator('g.node').evaluateAll((nodes) => nodes.map((n) => `${n.getAttribute('data-task')}=${n.getAttribute('data-state')}`));
+    expect(states.sort()).toEqual(['a=succeeded', 'b=failed', 'c=succeeded', 'd=skipped', 'e=skipped']);
+    // Laid out by what they need: each task to the right of what it needs.
+    const x = async (task: string) => Number(await graph.locator(`g.node[data-task="${task}"] rect`).getAttribute('x'));
+    expect(await x('c')).toBeGreaterThan(await x('a'));
+    expect(await x('e')).toBeGreaterThan(await x('c'));
+    expect(await graph.locator('path.edge').count()).toBe(4);
+    // The failed and skipped nodes are drawn in the failure colour, the succeeded ones in the success colour.
+    const colour = (task: string) => graph.locator(`g.node[data-task="${task}"]`).evaluate((n) => getComputedStyle(n).color);
+    expect(await colour('d')).toBe(await colour('b'));
+    expect(await colour('a')).not.toBe(await colour('b'));
+    // Timeline: one bar per task that ran (not the skipped ones), named by worker; c starts after a ends.
+    const bars = page.getByRole('img', { name: /^Timeline: 3 tasks over / });
+    await bars.waitFor();
+    const rows = await bars.locator('rect.bar').evaluateAll((rs) => rs.map((r) => ({ task: r.parentElement!.getAttribute('data-task'), worker: r.getAttribute('data-worker'), from: Number(r.getAttribute('data-from')), to: Number(r.getAttribute('data-to')) })));
+    expect(rows.map((r) => r.task)).toEqual(['a', 'b', 'c']);
+    for (const r of rows) expect(r.worker).toMatch(/\S+:\d+$/);
+    const [a, , c] = rows;
+    expect(c!.from).toBeGreaterThanOrEqual(a!.to);
+    await page.screenshot({ path: 'test-artifacts/run-shape.png', fullPage: true });
+  });
+
   it('the Queues page creates a queue, sends, takes in order, says when it is empty, and deletes it — through real RabbitMQ', async () => {
     const page = await browser.newPage();
     await page.goto(`${base}/`);
