@@ -4,13 +4,14 @@
  *
  *   node dist/bench/main.js [--tasks 10000] [--small 1000] [--concurrency 8]
  *                           [--container-tasks 100] [--container-concurrency 2]
- *                           [--skip-docker] [--skip-pipeline] [--skip-store]
+ *                           [--nqueens 16] [--skip-docker] [--skip-pipeline] [--skip-store] [--skip-nqueens]
  */
 import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { containerTimes } from './containers.js';
+import { nqueensTimes } from './nqueens.js';
 import { processPipeline, spawnLoop } from './pipeline.js';
 import { fastImportRate, storeRate, transitionCommits } from './store-rate.js';
 
@@ -32,6 +33,7 @@ const PARTS: Record<string, (v: Record<string, string>) => Promise<unknown>> = {
   floor: (v) => spawnLoop(Number(v.tasks), Number(v.concurrency)),
   pipeline: (v) => processPipeline([Number(v.small), Number(v.tasks)], Number(v.concurrency)),
   containers: (v) => containerTimes(Number(v['container-tasks']), Number(v['container-concurrency'])),
+  nqueens: (v) => nqueensTimes(Number(v.nqueens), Number(v['container-concurrency'])),
 };
 
 type Row = [measure: string, value: string, target: string, ok?: boolean];
@@ -50,6 +52,8 @@ async function main() {
       'skip-docker': { type: 'boolean' },
       'skip-pipeline': { type: 'boolean' },
       'skip-store': { type: 'boolean' },
+      'skip-nqueens': { type: 'boolean' },
+      nqueens: { type: 'string', default: '16' },
       part: { type: 'string' },
     },
   });
@@ -57,7 +61,7 @@ async function main() {
     process.stdout.write(JSON.stringify(await PARTS[values.part]!(values as unknown as Record<string, string>)) + '\n');
     return;
   }
-  const pass = ['--tasks', values.tasks!, '--small', values.small!, '--concurrency', values.concurrency!, '--container-tasks', values['container-tasks']!, '--container-concurrency', values['container-concurrency']!];
+  const pass = ['--tasks', values.tasks!, '--small', values.small!, '--concurrency', values.concurrency!, '--container-tasks', values['container-tasks']!, '--container-concurrency', values['container-concurrency']!, '--nqueens', values.nqueens!];
   const big = Number(values.tasks);
   const small = Number(values.small);
   const concurrency = Number(values.concurrency);
@@ -103,6 +107,18 @@ async function main() {
     rows.push(['Docker executor alone, ms/task', fmt(per(c.direct)), '']);
     rows.push(['whole pipeline (push -> result committed), ms/task', fmt(per(c.pipeline)), '']);
     rows.push(['  pipeline / executor alone', `${fmt(c.pipeline / c.direct, 2)}x`, '≤ 1.25x', c.pipeline / c.direct <= 1.25]);
+  }
+
+  if (!values['skip-docker'] && !values['skip-nqueens']) {
+    const n = Number(values.nqueens);
+    const lanes = Number(values['container-concurrency']);
+    say(`N-Queens n = ${n}: one task doing all the work, then split, on ${lanes} Docker workers`);
+    const q = await isolated<Awaited<ReturnType<typeof nqueensTimes>>>('nqueens', pass);
+    rows.push([`N-Queens n = ${n}, one task doing it all (mirror symmetry), push -> result, s`, fmt(q.one, 2), '']);
+    rows.push([`  split into ${q.splitTasks} tasks (the default) on ${lanes} workers, s`, fmt(q.split, 2), '']);
+    rows.push(['    speed-up', `${fmt(q.one / q.split, 2)}x`, '≥ 1.8x', q.one / q.split >= 1.8]);
+    rows.push([`  split into ${lanes} tasks ("tasks": ${lanes}), s`, fmt(q.perWorker, 2), '']);
+    rows.push(['    speed-up', `${fmt(q.one / q.perWorker, 2)}x`, '≥ 1.8x', q.one / q.perWorker >= 1.8]);
   }
 
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(6, ...rows.map((r) => r[1].length)), Math.max(8, ...rows.map((r) => r[2].length))];

@@ -160,7 +160,7 @@ const tasksProject = z
 
 const nqueensProject = z.strictObject({
   ...common,
-  nqueens: z.strictObject({ n: z.number().int().min(1).max(NQUEENS_MAX_N) }),
+  nqueens: z.strictObject({ n: z.number().int().min(1).max(NQUEENS_MAX_N), tasks: z.number().int().min(1).max(1000).optional() }),
 });
 
 /** The original prototype's format: an array of tasks that each echo a phrase. */
@@ -220,7 +220,7 @@ export function parseProject(file: string, text: string): Project {
     const r = nqueensProject.safeParse(doc);
     if (!r.success) throw new ProjectError(file, problemsOf(r.error));
     const project = settingsOf(file, r.data, 'nqueens', 'sum');
-    return { ...project, tasks: nqueensTasks(r.data.nqueens.n).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}), ...(project.cache ? { cache: true as const } : {}) })) };
+    return { ...project, tasks: nqueensTasks(r.data.nqueens.n, r.data.nqueens.tasks).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}), ...(project.cache ? { cache: true as const } : {}) })) };
   }
 
   if (!('tasks' in doc)) {

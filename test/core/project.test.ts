@@ -32,12 +32,13 @@ describe('parseProject', () => {
     });
   });
 
-  it('expands the N-Queens generator into one task per first-row column, reduced by sum', () => {
+  it('expands the N-Queens generator into tasks that share half the board, reduced by sum', () => {
     const p = parseProject('projects/q12.json', '{"project": "q12", "nqueens": {"n": 12}}');
     expect(p.reduce).toBe('sum');
     expect(p.format).toBe('nqueens');
-    expect(p.tasks).toHaveLength(12);
-    expect(p.tasks[3]).toEqual({ id: '3', argv: ['node', 'nqueens.js', '12', '3'], timeoutMs: 600_000 });
+    expect(p.tasks).toHaveLength(6);
+    expect(p.tasks[3]).toEqual({ id: '3', argv: ['node', 'nqueens.js', '12', expect.stringMatching(/^parts=0\.5\*2,/)], timeoutMs: 600_000 });
+    expect(parseProject('projects/q12.json', '{"nqueens": {"n": 12, "tasks": 2}}').tasks).toHaveLength(2);
   });
 
   it("keeps the prototype's array working: each element echoes its phrase, in order", () => {

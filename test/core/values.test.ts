@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/core/clock.js';
 import { formatDuration, parseDuration } from '../../src/core/duration.js';
-import { NQUEENS_KNOWN, NQUEENS_MAX_N, nqueensTasks } from '../../src/core/nqueens.js';
+import { NQUEENS_KNOWN, NQUEENS_MAX_N, nqueensParts, nqueensTasks } from '../../src/core/nqueens.js';
 import { reduce, ReduceError } from '../../src/core/reduce.js';
 import { sameSecret } from '../../src/core/same-secret.js';
 import { Serial } from '../../src/core/serial.js';
@@ -85,9 +85,22 @@ describe('durations', () => {
 });
 
 describe('N-Queens', () => {
-  it('splits into one task per column of the first row', () => {
-    expect(nqueensTasks(4)).toEqual([0, 1, 2, 3].map((c) => ({ id: String(c), argv: ['node', 'nqueens.js', '4', String(c)] })));
-    expect(nqueensTasks(1)).toHaveLength(1);
+  it('searches half the board, one row deep for small boards and two from n = 10, dealt to tasks in a snake order', () => {
+    expect(nqueensParts(4)).toEqual(['0*2', '1*2']);
+    expect(nqueensParts(5)).toEqual(['0*2', '1*2', '2']);
+    expect(nqueensTasks(4)).toEqual([0, 1].map((c) => ({ id: String(c), argv: ['node', 'nqueens.js', '4', `parts=${c}*2`] })));
+    expect(nqueensTasks(1)).toEqual([{ id: '0', argv: ['node', 'nqueens.js', '1', 'parts=0'] }]);
+    // Two rows deep: every second-row column that the first-row queen does not attack.
+    expect(nqueensParts(10).filter((p) => p.startsWith('0.'))).toEqual(['0.2*2', '0.3*2', '0.4*2', '0.5*2', '0.6*2', '0.7*2', '0.8*2', '0.9*2']);
+    expect(nqueensParts(11).filter((p) => p.startsWith('5.'))).toEqual(['5.0', '5.1', '5.2', '5.3', '5.7', '5.8', '5.9', '5.10']);
+    const tasks = nqueensTasks(16, 3);
+    expect(tasks.map((t) => t.id)).toEqual(['0', '1', '2']);
+    const dealt = tasks.map((t) => t.argv[3]!.slice('parts='.length).split(','));
+    expect(dealt.flat().sort()).toEqual(nqueensParts(16).sort());
+    expect(dealt[0]!.slice(0, 3)).toEqual(['0.2*2', '0.7*2', '0.8*2']);
+    expect(Math.max(...dealt.map((d) => d.length)) - Math.min(...dealt.map((d) => d.length))).toBeLessThanOrEqual(1);
+    expect(nqueensTasks(16)).toHaveLength(8);
+    expect(nqueensTasks(3, 100)).toHaveLength(2);
     expect(NQUEENS_MAX_N).toBe(18);
     expect(NQUEENS_KNOWN[8]).toBe(92);
   });

@@ -5,7 +5,7 @@ import { AmqpQueue } from '../../adapters/amqp/queue.js';
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
 import { TEMPLATE_DIR } from '../../adapters/builtin/forge.js';
-import { NQUEENS_KNOWN, NQUEENS_MAX_N } from '../../core/nqueens.js';
+import { NQUEENS_KNOWN, NQUEENS_MAX_N, nqueensTasks } from '../../core/nqueens.js';
 import { runPaths } from '../../core/layout.js';
 import { prefixedQueues } from '../../core/settings.js';
 import { submit, waitForRun } from '../../client/submit.js';
@@ -20,7 +20,8 @@ export async function demoCommand(flags: Flags): Promise<number> {
   const logger = createLogger(str(flags, 'log-level') ?? 'warn');
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-demo-'));
   const say = (s: string) => process.stdout.write(s + '\n');
-  say(`gitjobs demo: N-Queens for n = ${n}, split into ${n} tasks, one container each`);
+  const split = nqueensTasks(n).length;
+  say(`gitjobs demo: N-Queens for n = ${n}, half the board searched (the other half is its mirror image), split into ${split} task${split === 1 ? '' : 's'}, one container each`);
   const running = await up({ home, host: '127.0.0.1', port: 0, workers: Math.max(1, positiveInt(flags, 'workers', 2)), executor: executorKind(flags), amqpUrl: amqpUrl(flags), settings, logger });
   try {
     say(`built-in Git host at ${running.url} (home ${home})`);
