@@ -46,6 +46,8 @@ export interface Project {
   parallel?: number;
   /** `"schedule": "0 3 * * *"` (cron, UTC): the file runs at each tick instead of when it is pushed. */
   schedule?: string;
+  /** `"result": "TASK"`: the run's result is that task's stdout, instead of a reducer's. */
+  resultTask?: string;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -151,12 +153,14 @@ const tasksProject = z
   ...common,
   fail_fast: z.boolean().optional(),
   parallel: z.number().int().min(1).max(PROJECT_LIMITS.tasks).optional(),
+  result: z.string().min(1).optional(),
   tasks: z
     .array(task)
     .min(1, { error: 'a project needs at least one task' })
     .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` }),
   })
-  .refine((p) => p.retries === undefined || p.retry === undefined, { path: ['retry'], error: 'give "retries" (a number) or "retry" (a policy), not both' });
+  .refine((p) => p.retries === undefined || p.retry === undefined, { path: ['retry'], error: 'give "retries" (a number) or "retry" (a policy), not both' })
+  .refine((p) => p.result === undefined || p.reduce === undefined, { path: ['result'], error: 'give "reduce" (a reducer) or "result" (the task whose output is the result), not both' });
 
 const nqueensProject = z.strictObject({
   ...common,
@@ -232,7 +236,11 @@ export function parseProject(file: string, text: string): Project {
   const r = tasksProject.safeParse(doc);
   if (!r.success) throw new ProjectError(file, problemsOf(r.error));
   const project = settingsOf(file, r.data, 'tasks', 'concat');
-  return { ...project, ...(r.data.fail_fast ? { failFast: true } : {}), ...(r.data.parallel ? { parallel: r.data.parallel } : {}), tasks: expandTasks(file, r.data.tasks, project) };
+  const tasks = expandTasks(file, r.data.tasks, project);
+  if (r.data.result !== undefined && !tasks.some((t) => t.id === r.data.result)) {
+    throw new ProjectError(file, [{ path: '$.result', message: `no task ${JSON.stringify(r.data.result)} in this project to take the result from` }]);
+  }
+  return { ...project, ...(r.data.fail_fast ? { failFast: true } : {}), ...(r.data.parallel ? { parallel: r.data.parallel } : {}), ...(r.data.result ? { resultTask: r.data.result } : {}), tasks };
 }
 
 /** The listed tasks, each matrix expanded, with the project's defaults; refused past the task limit or with duplicate ids. */

@@ -75,6 +75,8 @@ export interface RunRecord {
   parallel?: number;
   /** A run of a scheduled project file: the tick it ran for. */
   scheduledFor?: string;
+  /** The task whose stdout is the run's result (`"result"`), instead of the reducer's. */
+  resultTask?: string;
 }
 
 export function progress(tasks: Iterable<TaskRecord>): { done: number; failed: number; total: number } {

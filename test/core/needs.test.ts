@@ -25,6 +25,12 @@ describe('needs in a project file', () => {
     expect(problems({ tasks: [{ id: 'a', run: 'true', needs: ['b'] }] })).toEqual([{ path: '$.tasks[0].needs[0]', message: 'no task or matrix named "b" in this project' }]);
   });
 
+  it('takes the result from a task the project has, and not with a reducer too', () => {
+    expect(parseProject('projects/p.json', JSON.stringify({ result: 'b', tasks: [{ id: 'a', run: 'true' }, { id: 'b', run: 'true', needs: ['a'] }] })).resultTask).toBe('b');
+    expect(problems({ result: 'c', tasks: [{ id: 'a', run: 'true' }] })).toEqual([{ path: '$.result', message: 'no task "c" in this project to take the result from' }]);
+    expect(problems({ result: 'a', reduce: 'sum', tasks: [{ id: 'a', run: 'true' }] })).toEqual([{ path: '$.result', message: 'give "reduce" (a reducer) or "result" (the task whose output is the result), not both' }]);
+  });
+
   it('refuses a cycle, naming it', () => {
     expect(problems({ tasks: [{ id: 'a', run: 'true', needs: ['c'] }, { id: 'b', run: 'true', needs: ['a'] }, { id: 'c', run: 'true', needs: ['b'] }] })).toEqual([
       { path: '$.tasks[0].needs', message: 'needs form a cycle (each needs the next): a -> c -> b -> a' },

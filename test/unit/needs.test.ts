@@ -119,4 +119,14 @@ describe('needs', () => {
     expect(all.findIndex((x) => x.startsWith(`${small}/quick: running -> succeeded`))).toBeLessThan(all.findIndex((x) => x.startsWith(`${big}/s2: queued -> running`)));
     expect((await h.run(big))!.run.parallel).toBe(1);
   });
+
+  it("\"result\" makes one task's stdout the run's result, instead of a reducer's", async () => {
+    h = await harness();
+    const id = await pushed('own', { result: 'summarise', tasks: [{ id: 'part-{i}', run: 'echo {i}', matrix: { i: [1, 2] } }, { id: 'summarise', run: 'echo three', needs: ['part-{i}'] }] });
+    const view = (await h.run(id))!;
+    expect(view.run.state).toBe('succeeded');
+    const result = await h.store.readFile('tache_termine', (await h.store.head('tache_termine'))!, runPaths(view.run).resultText);
+    expect(result).toBe('three\n');
+    expect(await h.result(id)).toMatchObject({ resultTask: 'summarise', value: 'three\n' });
+  });
 });

@@ -17,6 +17,8 @@ export interface RunResult {
   file: string;
   state: 'succeeded' | 'failed' | 'cancelled';
   reduce: ReducerName;
+  /** Set when the result is one task's stdout (`"result": "TASK"`), not the reducer's. */
+  resultTask?: string;
   value: unknown;
   error?: string;
   /** `output`: the blob id of the stdout the reducer was given, as tracking holds it (see `gitjobs verify`). */
@@ -85,9 +87,15 @@ export function completeRun(
       text = `FAILED: ${error}\n`;
     } else {
       try {
-        const r = reduce(reducer, ordered.map((t) => ({ task: t.id, stdout: t.stdout ?? '' })));
-        value = r.value;
-        text = r.text;
+        if (run.resultTask) {
+          // The user's own reduce step: what that task printed is the result.
+          text = byId.get(run.resultTask)?.stdout ?? '';
+          value = text;
+        } else {
+          const r = reduce(reducer, ordered.map((t) => ({ task: t.id, stdout: t.stdout ?? '' })));
+          value = r.value;
+          text = r.text;
+        }
       } catch (err) {
         // A reducer's own complaint, or anything else it ran into: the run fails saying so, it does not loop.
         error = err instanceof ReduceError ? err.message : `reduce "${reducer}" failed: ${(err as Error).message}`;
@@ -103,6 +111,7 @@ export function completeRun(
     file: run.file,
     state,
     reduce: reducer,
+    ...(run.resultTask ? { resultTask: run.resultTask } : {}),
     value,
     ...(error ? { error } : {}),
     tasks: ordered.map((t) => ({ id: t.id, state: t.state, exitCode: t.exitCode, durationMs: t.durationMs, attempts: t.attempts, ...(t.error ? { error: t.error } : {}), ...(t.reusedFrom ? { reusedFrom: t.reusedFrom } : {}), ...(t.cachedFrom ? { cachedFrom: t.cachedFrom } : {}), ...(t.stdout !== undefined ? { output: blobId(t.stdout) } : {}) })),

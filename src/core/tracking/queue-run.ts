@@ -49,6 +49,7 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     ...(project.failFast ? { failFast: true as const } : {}),
     ...(project.parallel ? { parallel: project.parallel } : {}),
     ...(scheduledFor ? { scheduledFor } : {}),
+    ...(project.resultTask ? { resultTask: project.resultTask } : {}),
   };
   // With `parallel`, the first tasks free to run take the slots; the others wait for one.
   let slots = project.parallel ?? Infinity;
