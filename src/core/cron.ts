@@ -6,6 +6,8 @@
  * cron, when both day fields are restricted a day matching either runs.
  */
 
+import { z } from 'zod';
+
 export class CronError extends Error {}
 
 interface Field {
@@ -133,3 +135,12 @@ export function lastTickBetween(cron: Cron, after: number, atOrBefore: number): 
 export function compactTick(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
 }
+
+/** A project's `schedule`: a cron line this module parses, refused with what is wrong in it. */
+export const scheduleSchema = z.string().superRefine((v, ctx) => {
+  try {
+    parseCron(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not a cron schedule: ${(err as Error).message}` });
+  }
+});

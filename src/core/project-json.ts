@@ -71,3 +71,19 @@ export function parseJson(file: string, text: string, limits: { fileBytes: numbe
     throw new ProjectError(file, [{ path: '$', message: `not valid JSON${where}: ${message}` }]);
   }
 }
+
+/** Ids used more than once. */
+export function duplicates(ids: string[]): string[] {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  for (const i of ids) (seen.has(i) ? dup : seen).add(i);
+  return [...dup];
+}
+
+/** Each duplicate id, at its second use, naming the first. */
+export function dupProblems(dup: string[], ids: string[], at: (i: number) => string): ProjectProblem[] {
+  return dup.map((d) => {
+    const places = ids.flatMap((x, i) => (x === d ? [i] : []));
+    return { path: at(places[1]!), message: `duplicate task id ${JSON.stringify(d)} (first used at ${at(places[0]!)})` };
+  });
+}

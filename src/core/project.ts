@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { ProjectError, type ProjectProblem } from './errors.js';
-import { parseJson, problemsOf } from './project-json.js';
+import { dupProblems, duplicates, parseJson, problemsOf } from './project-json.js';
+import { resolveNeeds } from './dag.js';
 import { isValidId } from './ids.js';
 import { projectNameOf } from './layout.js';
 import { nqueensTasks, NQUEENS_MAX_N } from './nqueens.js';
 import { expandMatrix, matrixSchema, matrixSize } from './matrix.js';
 import { REDUCERS, type ReducerName } from './reduce.js';
-import { parseCron } from './cron.js';
+import { scheduleSchema } from './cron.js';
 import { MAX_RETRIES, retryPolicy, retrySchema, type RetryPolicy } from './retry.js';
 
 /** One task of a project, normalised: what a worker needs to run it. */
@@ -126,16 +127,7 @@ const common = {
   reduce: z.enum(REDUCERS).optional(),
   description: z.string().optional(),
   cache: z.boolean().optional(),
-  schedule: z
-    .string()
-    .superRefine((v, ctx) => {
-      try {
-        parseCron(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `not a cron schedule: ${(err as Error).message}` });
-      }
-    })
-    .optional(),
+  schedule: scheduleSchema.optional(),
 };
 
 /** A task's id, or with a matrix a template of ids: `train-{seed}`. */
@@ -179,13 +171,6 @@ const prototypeProject = z
   .array(prototypeTask)
   .min(1, { error: 'a project needs at least one task' })
   .max(PROJECT_LIMITS.tasks, { error: `more than ${PROJECT_LIMITS.tasks} tasks` });
-
-function duplicates(ids: string[]): string[] {
-  const seen = new Set<string>();
-  const dup = new Set<string>();
-  for (const i of ids) (seen.has(i) ? dup : seen).add(i);
-  return [...dup];
-}
 
 /**
  * Parses and validates a project file. Throws a ProjectError that names the
@@ -279,29 +264,7 @@ function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit
       ids.push(x.id);
     }
   });
-  // `needs`: every name known, each standing for its ids; then no cycle.
-  const needsOf = new Map<number, string[]>();
-  listed.forEach((t, i) => {
-    if (!t.needs?.length) return;
-    const ids: string[] = [];
-    t.needs.forEach((name, j) => {
-      const found = named.get(name);
-      if (!found) problems.push({ path: `$.tasks[${i}].needs[${j}]`, message: `no task or matrix named ${JSON.stringify(name)} in this project` });
-      else for (const id of found) if (!ids.includes(id)) ids.push(id);
-    });
-    needsOf.set(i, ids);
-  });
-  for (const o of out) {
-    const needs = needsOf.get(o.listed);
-    if (needs?.length) o.spec.needs = needs;
-  }
-  if (!problems.length) {
-    const cycle = findCycle(out.map((o) => o.spec));
-    if (cycle) {
-      const first = out.find((o) => o.spec.id === cycle[0])!;
-      problems.push({ path: `$.tasks[${first.listed}].needs`, message: `needs form a cycle (each needs the next): ${cycle.join(' -> ')}` });
-    }
-  }
+  problems.push(...resolveNeeds(listed, named, out));
   if (problems.length) throw new ProjectError(file, problems);
   if (out.length === 0) throw new ProjectError(file, [{ path: '$.tasks', message: 'a project needs at least one task (its matrices exclude every combination)' }]);
   const ids = out.map((o) => o.spec.id);
@@ -333,44 +296,4 @@ function requestedLimits(l: z.infer<typeof limits> | undefined): { limits?: Requ
   if (l.cpus !== undefined) out.nanoCpus = Math.round(l.cpus * 1e9);
   if (l.pids !== undefined) out.pids = l.pids;
   return { limits: out };
-}
-
-/** A cycle among the tasks' `needs`, as the ids along it with the first repeated at the end; undefined when there is none. */
-export function findCycle(tasks: readonly Pick<TaskSpec, 'id' | 'needs'>[]): string[] | undefined {
-  const needs = new Map(tasks.map((t) => [t.id, t.needs ?? []]));
-  const state = new Map<string, 'open' | 'done'>();
-  const path: string[] = [];
-  // Iterative depth-first search: a 10,000-task chain must not overflow the stack.
-  for (const start of tasks) {
-    if (state.has(start.id)) continue;
-    const stack: { id: string; next: number }[] = [{ id: start.id, next: 0 }];
-    state.set(start.id, 'open');
-    path.push(start.id);
-    while (stack.length) {
-      const top = stack[stack.length - 1]!;
-      const deps = needs.get(top.id) ?? [];
-      if (top.next < deps.length) {
-        const dep = deps[top.next++]!;
-        const s = state.get(dep);
-        if (s === 'open') return [...path.slice(path.indexOf(dep)), dep];
-        if (s === undefined && needs.has(dep)) {
-          state.set(dep, 'open');
-          path.push(dep);
-          stack.push({ id: dep, next: 0 });
-        }
-      } else {
-        state.set(top.id, 'done');
-        path.pop();
-        stack.pop();
-      }
-    }
-  }
-  return undefined;
-}
-
-function dupProblems(dup: string[], ids: string[], at: (i: number) => string): ProjectProblem[] {
-  return dup.map((d) => {
-    const places = ids.flatMap((x, i) => (x === d ? [i] : []));
-    return { path: at(places[1]!), message: `duplicate task id ${JSON.stringify(d)} (first used at ${at(places[0]!)})` };
-  });
 }

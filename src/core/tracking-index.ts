@@ -14,7 +14,7 @@
  */
 import { LEGACY_RUNS_DIR, runPaths, RUNS_DIR } from './layout.js';
 import type { GitStore, TreeEntry } from './ports.js';
-import { readAll, repoTree } from './run-reader.js';
+import { readAll } from './run-reader.js';
 import { isFinal, type TaskRecord, type TaskState } from './task.js';
 import type { RunRecord } from './run.js';
 import { parseTaskList, type TaskSpec } from './tracking/records.js';

@@ -9,17 +9,17 @@ import { retryOnConflict } from '../core/errors.js';
 import { ZERO_SHA, type PushEvent } from '../core/events.js';
 import { ProjectError } from '../core/errors.js';
 import { firstRunOf, nextRerunId } from '../core/ids.js';
-import { isProjectFile, runPaths, scheduleFileOf } from '../core/layout.js';
+import { isProjectFile, scheduleFileOf } from '../core/layout.js';
 import { scheduleEnded, type ScheduleRecord } from '../core/tracking/schedule.js';
-import type { GitStore, StageOptions } from '../core/ports.js';
-import { readRunRecord, readRunView, readTaskResult, repoTree, unfinishedRuns } from '../core/run-reader.js';
-import type { ReuseSource } from '../core/tracking/reuse.js';
+import type { StageOptions } from '../core/ports.js';
+import { readRunRecord, readRunView, repoTree, unfinishedRuns } from '../core/run-reader.js';
 import { isRunFinal } from '../core/run.js';
 import { Serial } from '../core/serial.js';
 import { classifyPush } from '../push/filter.js';
 import type { ResultCache } from '../core/result-cache.js';
 import { NO_CACHE_TRAILER } from '../core/cache-key.js';
 import { PushBudget, recordRun, type DispatchOutcome, type RecorderContext } from './record-run.js';
+import { reusable } from './reusable.js';
 
 export { PUSH_BYTES, type DispatchOutcome } from './record-run.js';
 
@@ -279,23 +279,3 @@ export class Dispatcher {
     );
   }
 }
-
-/**
- * The results a re-run of a run's failed part reuses: each task that
- * succeeded there, with its log and stdout, and where it comes from (for a
- * task that was itself reused, the run it first succeeded in).
- */
-async function reusable(store: GitStore, tracking: string, head: string, runId: string): Promise<Map<string, ReuseSource>> {
-  const view = await readRunView(repoTree(store, tracking), head, runId);
-  const out = new Map<string, ReuseSource>();
-  if (!view) return out;
-  const paths = runPaths(view.run);
-  const tree = repoTree(store, tracking);
-  for (const record of view.tasks) {
-    if (record.state !== 'succeeded') continue;
-    const { log, stdout } = await readTaskResult(tree, head, paths, record);
-    out.set(record.id, { from: record.reusedFrom ?? { run: runId, task: record.id, commit: head }, record, log, stdout });
-  }
-  return out;
-}
-
