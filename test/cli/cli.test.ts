@@ -87,6 +87,26 @@ async function submitted(name: string, project: object, wait = true): Promise<{ 
   return { run, code: r.code, stdout: r.stdout };
 }
 
+/**
+ * A worker folder of a test's own in a clone of the config repository: `write` commits and pushes a
+ * new Dockerfile for it (its lines between the base image and the user), as a person with git would.
+ */
+async function ownWorker(name: string): Promise<{ dir: string; write(lines: string, message: string): Promise<void> }> {
+  const dir = tmpdir(`cli-config-${name}`);
+  await gitAsync(dir, 'clone', '-q', `${url}/git/config.git`, '.');
+  const dockerfile = path.join(dir, 'workers', name, 'Dockerfile');
+  fs.mkdirSync(path.dirname(dockerfile), { recursive: true });
+  return {
+    dir,
+    async write(lines, message) {
+      fs.writeFileSync(dockerfile, `ARG BASE_IMAGE=gitjobs-base:latest\nFROM \${BASE_IMAGE}\n${lines}USER 1000:1000\n`);
+      git(dir, 'add', '-A');
+      git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', message);
+      await gitAsync(dir, 'push', '-q', 'origin', 'main');
+    },
+  };
+}
+
 /** Waits until `status RUN` answers (tracking has recorded the run). */
 async function recorded(run: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
@@ -160,19 +180,11 @@ describe('gitjobs CLI', () => {
 
   it('rerun --failed after the config is fixed runs only the failed task, in the fixed image, and the result is whole; diff shows what changed; --pinned runs the old config again; verify finds a changed byte', async () => {
     // A worker whose image lacks what one task needs.
-    const config = tmpdir('cli-config');
-    await gitAsync(config, 'clone', '-q', `${url}/git/config.git`, '.');
-    const dockerfile = path.join(config, 'workers', 'fixme', 'Dockerfile');
-    fs.mkdirSync(path.dirname(dockerfile), { recursive: true });
-    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nUSER 1000:1000\n');
-    git(config, 'add', '-A');
-    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Add the fixme worker');
-    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    const fixme = await ownWorker('fixme');
+    await fixme.write('', 'Add the fixme worker');
     const { run: first, code } = await submitted('partly', { worker: 'fixme', tasks: [{ id: 'a', run: 'echo A' }, { id: 'b', run: 'cat /fixed' }, { id: 'c', run: 'echo C' }] });
     expect(code).toBe(1);
-    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nRUN echo B > /fixed\nUSER 1000:1000\n');
-    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'fixme: the file task b reads');
-    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    await fixme.write('RUN echo B > /fixed\n', 'fixme: the file task b reads');
     const r = await cli(['rerun', first, '--failed', '--wait', '--url', url]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain(`run ${first} re-run as ${first}.r1 (1 task queued, 2 reused from ${first})\n`);
@@ -327,14 +339,8 @@ describe('gitjobs CLI', () => {
 
   it('a project with "cache": true submitted again under another name starts no container and names the first run; a changed command or worker folder misses; --no-cache runs it', async () => {
     // A worker folder of this test's own, so that no other test's results are in the cache for it.
-    const config = tmpdir('cli-cache-config');
-    await gitAsync(config, 'clone', '-q', `${url}/git/config.git`, '.');
-    const dockerfile = path.join(config, 'workers', 'cached', 'Dockerfile');
-    fs.mkdirSync(path.dirname(dockerfile), { recursive: true });
-    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nUSER 1000:1000\n');
-    git(config, 'add', '-A');
-    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Add the cached worker');
-    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    const cached = await ownWorker('cached');
+    await cached.write('', 'Add the cached worker');
     const project = { worker: 'cached', cache: true, tasks: [{ id: 'a', run: 'echo A' }, { id: 'b', run: 'echo B' }] };
     const since = Math.floor(Date.now() / 1000) - 1;
     const tracking = path.join(home, 'repos', 'tache_suivi.git');
@@ -375,13 +381,11 @@ describe('gitjobs CLI', () => {
     expect(containersOf(bypassRun)).toBe(2);
 
     // A change to the worker's folder (a new image) misses for every task.
-    fs.writeFileSync(dockerfile, 'ARG BASE_IMAGE=gitjobs-base:latest\nFROM ${BASE_IMAGE}\nENV CHANGED=1\nUSER 1000:1000\n');
-    git(config, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'cached: another image');
-    await gitAsync(config, 'push', '-q', 'origin', 'main');
+    await cached.write('ENV CHANGED=1\n', 'cached: another image');
     const rebuilt = await submitted('cached-five', project);
     expect(rebuilt.code).toBe(0);
     expect(containersOf(rebuilt.run)).toBe(2);
-    fs.rmSync(config, { recursive: true, force: true });
+    fs.rmSync(cached.dir, { recursive: true, force: true });
   });
 
   it('worker and up stop cleanly on SIGTERM', async () => {

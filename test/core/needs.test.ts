@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProjectError } from '../../src/core/errors.js';
-import { findCycle, parseProject } from '../../src/core/project.js';
-import { decideWaiting, dependentsOf } from '../../src/core/dag.js';
+import { parseProject } from '../../src/core/project.js';
+import { decideWaiting, dependentsOf, findCycle } from '../../src/core/dag.js';
 import type { TaskRecord } from '../../src/core/task.js';
 
 const problems = (project: object) => {

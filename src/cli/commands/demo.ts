@@ -4,7 +4,6 @@ import path from 'node:path';
 import { AmqpQueue } from '../../adapters/amqp/queue.js';
 import { up } from '../../app/gitjobs.js';
 import { createLogger } from '../../app/logger.js';
-import { TEMPLATE_DIR } from '../../adapters/builtin/forge.js';
 import { NQUEENS_KNOWN, NQUEENS_MAX_N, nqueensTasks } from '../../core/nqueens.js';
 import { runPaths } from '../../core/layout.js';
 import { prefixedQueues } from '../../core/settings.js';

@@ -21,7 +21,7 @@ export async function submitCommand(flags: Flags, positionals: string[]): Promis
 
 /** Shows a run's progress until its result lands; the exit code says how it ended. */
 export async function follow(options: { url: string; settings: ReturnType<typeof settingsFrom>; run: string; timeoutRaw: string }): Promise<number> {
-  const { url, settings } = options;
+  const { url } = options;
   const timeoutMs = parseDuration(options.timeoutRaw);
   if (!timeoutMs) throw new UsageError(`--timeout must be a duration such as 30m, not ${JSON.stringify(options.timeoutRaw)}`);
   const progress = createProgress();
