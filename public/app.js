@@ -16,8 +16,18 @@ const events = new EventSource('/api/events');
 // On (re)connecting, read the page again: what happened before the stream was open came as no event.
 events.onopen = () => { live.textContent = 'live'; soon(); };
 events.onerror = () => (live.textContent = 'reconnecting…');
-events.addEventListener('task', soon);
-events.addEventListener('run', soon);
+// A run's page is read again only for its own run's events; the runs list for every run's.
+const onEvent = (e) => {
+  const page = main.dataset.page ?? '';
+  if (page.startsWith('run:')) {
+    try {
+      if (JSON.parse(e.data).run !== page.slice(4)) return;
+    } catch { /* not JSON: read the page again */ }
+  }
+  soon();
+};
+events.addEventListener('task', onEvent);
+events.addEventListener('run', onEvent);
 
 // Bumped on every navigation: a page read that comes back after the user has moved on draws nothing.
 let routeSeq = 0;

@@ -257,6 +257,8 @@ describe('dashboard', () => {
     const okId = runIdFor('projects/whole.json', ok);
     await stack.waitForRun(okId, 60_000);
     await page.goto(`${base}/#/runs/${okId}`);
+    // The same page, another hash: wait for this run's page, not the re-run's still on screen.
+    await page.getByRole('heading', { name: new RegExp(`^Run ${okId}`) }).waitFor({ timeout: 20_000 });
     await page.getByRole('button', { name: 'Re-run', exact: true }).waitFor({ state: 'visible', timeout: 20_000 });
     expect(await failedOnly.isVisible()).toBe(false);
   });
@@ -276,23 +278,27 @@ describe('dashboard', () => {
     const runId = runIdFor('projects/shape.json', commit);
     await stack.waitForRun(runId, 60_000);
     await page.goto(`${base}/#/runs/${runId}`);
-    const graph = page.getByRole('img', { name: 'Dependency graph: 5 tasks, 4 dependencies' });
-    await graph.waitFor({ timeout: 20_000 });
-    const states = await graph.locator('g.node').evaluateAll((nodes) => nodes.map((n) => `${n.getAttribute('data-task')}=${n.getAttribute('data-state')}`));
-    expect(states.sort()).toEqual(['a=succeeded', 'b=failed', 'c=succeeded', 'd=skipped', 'e=skipped']);
+    await page.getByRole('img', { name: 'Dependency graph: 5 tasks, 4 dependencies' }).waitFor({ timeout: 20_000 });
+    // Read in one go inside the page, so that no redraw falls between two reads.
+    const nodes = await page.evaluate(() =>
+      Object.fromEntries(
+        [...document.querySelectorAll('#graph g.node')].map((n) => [n.getAttribute('data-task'), { state: n.getAttribute('data-state'), x: Number(n.querySelector('rect')!.getAttribute('x')), colour: getComputedStyle(n).color }]),
+      ),
+    );
+    expect(Object.fromEntries(Object.entries(nodes).map(([id, n]) => [id, n.state]))).toEqual({ a: 'succeeded', b: 'failed', c: 'succeeded', d: 'skipped', e: 'skipped' });
     // Laid out by what they need: each task to the right of what it needs.
-    const x = async (task: string) => Number(await graph.locator(`g.node[data-task="${task}"] rect`).getAttribute('x'));
-    expect(await x('c')).toBeGreaterThan(await x('a'));
-    expect(await x('e')).toBeGreaterThan(await x('c'));
-    expect(await graph.locator('path.edge').count()).toBe(4);
+    expect(nodes.c!.x).toBeGreaterThan(nodes.a!.x);
+    expect(nodes.e!.x).toBeGreaterThan(nodes.c!.x);
+    expect(await page.locator('#graph path.edge').count()).toBe(4);
     // The failed and skipped nodes are drawn in the failure colour, the succeeded ones in the success colour.
-    const colour = (task: string) => graph.locator(`g.node[data-task="${task}"]`).evaluate((n) => getComputedStyle(n).color);
-    expect(await colour('d')).toBe(await colour('b'));
-    expect(await colour('a')).not.toBe(await colour('b'));
+    expect(nodes.b!.colour).toMatch(/^rgb/);
+    expect(nodes.d!.colour).toBe(nodes.b!.colour);
+    expect(nodes.a!.colour).not.toBe(nodes.b!.colour);
     // Timeline: one bar per task that ran (not the skipped ones), named by worker; c starts after a ends.
-    const bars = page.getByRole('img', { name: /^Timeline: 3 tasks over / });
-    await bars.waitFor();
-    const rows = await bars.locator('rect.bar').evaluateAll((rs) => rs.map((r) => ({ task: r.parentElement!.getAttribute('data-task'), worker: r.getAttribute('data-worker'), from: Number(r.getAttribute('data-from')), to: Number(r.getAttribute('data-to')) })));
+    await page.getByRole('img', { name: /^Timeline: 3 tasks over / }).waitFor();
+    const rows = await page.evaluate(() =>
+      [...document.querySelectorAll('#timeline rect.bar')].map((r) => ({ task: r.parentElement!.getAttribute('data-task'), worker: r.getAttribute('data-worker'), from: Number(r.getAttribute('data-from')), to: Number(r.getAttribute('data-to')) })),
+    );
     expect(rows.map((r) => r.task)).toEqual(['a', 'b', 'c']);
     for (const r of rows) expect(r.worker).toMatch(/\S+:\d+$/);
     const [a, , c] = rows;
