@@ -176,7 +176,7 @@ describe('pipeline, end to end', () => {
   });
 
   it('parallel holds a run to one task at a time, while a run pushed after it still gets a worker', async () => {
-    const commit = await stack.push({ 'projects/held.json': JSON.stringify({ parallel: 1, tasks: [1, 2, 3].map((i) => ({ id: `s${i}`, run: 'sleep 0.5; echo s' + i })) }) });
+    const commit = await stack.push({ 'projects/held.json': JSON.stringify({ parallel: 1, tasks: [1, 2, 3].map((i) => ({ id: `s${i}`, run: 'sleep 1; echo s' + i })) }) });
     const held = runIdFor('projects/held.json', commit);
     const after = await stack.push({ 'projects/quick.json': JSON.stringify({ tasks: [{ id: 'q', run: 'echo quick' }] }) });
     const quick = runIdFor('projects/quick.json', after);
