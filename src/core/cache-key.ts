@@ -43,7 +43,8 @@ const sha256 = (value: unknown): string => createHash('sha256').update(JSON.stri
 export function cacheKey(parts: CacheKeyParts): string {
   const env = Object.entries(parts.env)
     .filter(([name]) => !IDENTITY_ENV.includes(name))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    // By code unit, not by locale; names in an object are unique, so none compare equal.
+    .sort(([a], [b]) => (a < b ? -1 : 1));
   const { memoryBytes, nanoCpus, pids } = parts.limits;
   return sha256({
     v: 1,

@@ -42,6 +42,10 @@ describe('cacheKey', () => {
   it('leaves out what names the attempt, and the order of variables and inputs', () => {
     expect(cacheKey({ ...parts, env: { GITJOBS_RUN: 'r-2', GITJOBS_TASK: 'u', GITJOBS_ATTEMPT: '3' } })).toBe(cacheKey(parts));
     expect(cacheKey({ ...parts, env: { A: '1', B: '2' } })).toBe(cacheKey({ ...parts, env: { B: '2', A: '1' } }));
+    const four = { D: '4', B: '2', A: '1', C: '3' };
+    expect(cacheKey({ ...parts, env: four })).toBe(cacheKey({ ...parts, env: { C: '3', A: '1', D: '4', B: '2' } }));
+    expect(cacheKey({ ...parts, env: four })).toBe(cacheKey({ ...parts, env: { A: '1', B: '2', C: '3', D: '4' } }));
+    expect(cacheKey({ ...parts, env: four })).not.toBe(cacheKey({ ...parts, env: { ...four, D: '5' } }));
     expect(cacheKey({ ...parts, inputs: ['1', '2'] })).toBe(cacheKey({ ...parts, inputs: ['2', '1'] }));
   });
 
@@ -52,6 +56,20 @@ describe('cacheKey', () => {
 });
 
 describe('ResultCache', () => {
+  it('reads tracking again after a read that failed', async () => {
+    let fail = true;
+    const cache = new ResultCache({
+      source: { readFile: async () => undefined, listDir: async () => [] },
+      head: async () => {
+        if (fail) throw new Error('tracking unreadable');
+        return 'a'.repeat(40);
+      },
+    });
+    await expect(cache.ready()).rejects.toThrow('tracking unreadable');
+    fail = false;
+    await expect(cache.ready()).resolves.toBeUndefined();
+  });
+
   const entry = (n: number, key = `k${n}`) => ({ key, run: `r-${n}`, task: 't', commit: String(n).repeat(40) });
 
   it('gives the newest result first, one per key, and keeps a few per command', () => {
@@ -61,6 +79,9 @@ describe('ResultCache', () => {
     cache.add(spec, entry(2));
     cache.add(spec, entry(3, 'k1'));
     expect(cache.candidates('default', ['sh', '-c', 'x'], 1000).map((e) => e.run)).toEqual(['r-3', 'r-2']);
+    // The newest result for the key in front replaces it too.
+    cache.add(spec, entry(4, 'k1'));
+    expect(cache.candidates('default', ['sh', '-c', 'x'], 1000).map((e) => e.run)).toEqual(['r-4', 'r-2']);
     for (let i = 10; i < 30; i++) cache.add(spec, entry(i));
     expect(cache.candidates('default', ['sh', '-c', 'x'], 1000)).toHaveLength(CANDIDATES_PER_TASK);
     expect(cache.size).toBe(CANDIDATES_PER_TASK);
@@ -75,6 +96,9 @@ describe('ResultCache', () => {
     cache.addTask(run, { ...base, id: 'b', state: 'failed', cacheKey: 'L' }, 'c'.repeat(40));
     cache.addTask(run, { ...base, id: 'c', state: 'succeeded' }, 'c'.repeat(40));
     cache.addTask(run, { ...base, id: 'd', state: 'succeeded', cacheKey: 'M', cachedFrom: { run: 'r-1', task: 'z', commit: 'f'.repeat(40) } }, 'c'.repeat(40));
+    // A run that names no worker ran on the default one.
+    cache.addTask({ id: 'r-8' }, { ...base, run: 'r-8', id: 'e', state: 'succeeded', cacheKey: 'N', argv: ['y'] }, 'd'.repeat(40));
+    expect(cache.candidates('default', ['y'], 5)).toEqual([{ key: 'N', run: 'r-8', task: 'e', commit: 'd'.repeat(40) }]);
     expect(cache.candidates('default', ['x'], 5)).toEqual([
       { key: 'M', run: 'r-1', task: 'z', commit: 'f'.repeat(40) },
       { key: 'K', run: 'r-9', task: 'a', commit: 'c'.repeat(40) },

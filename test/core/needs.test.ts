@@ -38,6 +38,11 @@ describe('needs in a project file', () => {
     expect(problems({ tasks: [{ id: 'a', run: 'true', needs: ['a'] }] })).toEqual([{ path: '$.tasks[0].needs', message: 'needs form a cycle (each needs the next): a -> a' }]);
   });
 
+  it('names only the cycle, not the path that led to it, and names unknown names before looking for one', () => {
+    expect(findCycle([{ id: 'x', needs: ['a'] }, { id: 'a', needs: ['b'] }, { id: 'b', needs: ['a'] }])).toEqual(['a', 'b', 'a']);
+    expect(problems({ tasks: [{ id: 'a', run: 'true', needs: ['b', 'nope'] }, { id: 'b', run: 'true', needs: ['a'] }] })).toEqual([{ path: '$.tasks[0].needs[1]', message: 'no task or matrix named "nope" in this project' }]);
+  });
+
   it('finds no cycle in a long chain or a diamond, without running out of stack', () => {
     const chain = Array.from({ length: 10_000 }, (_, i) => ({ id: `t${i}`, ...(i ? { needs: [`t${i - 1}`] } : {}) }));
     expect(findCycle(chain)).toBeUndefined();

@@ -119,5 +119,13 @@ describe('the result cache', () => {
     const [entry] = fresh.candidates('default', ['sh', '-c', 'echo A'], 10 * 60_000);
     expect(entry).toMatchObject({ run: first, task: 'a', key: (await h.run(first))!.tasks[0]!.cacheKey });
     expect(fresh.candidates('default', ['sh', '-c', 'exit 2'], 10 * 60_000)).toEqual([]);
+
+    // Two results for one command with different keys (another worker image): read back newest first.
+    await h.clock.advance(60_000);
+    await h.store.commit('config', { changes: [{ path: 'workers/default/Dockerfile', content: 'FROM base\nRUN true\n' }], message: 'Another image\n' });
+    const second = await pushed('r2', { cache: true, tasks: [{ id: 'a', run: 'echo A' }] });
+    const again = new ResultCache({ source: repoTree(h.store, 'tache_suivi'), head: () => h.store.head('tache_suivi') });
+    await again.ready();
+    expect(again.candidates('default', ['sh', '-c', 'echo A'], 10 * 60_000).map((e) => e.run)).toEqual([second, first]);
   });
 });
