@@ -247,7 +247,7 @@ function summarise(run: RunEntry): RunSummary {
     taskStates[t.state] = (taskStates[t.state] ?? 0) + 1;
     if (!t.final) continue;
     done++;
-    if (t.state === 'failed') failed++;
+    if (t.state === 'failed' || t.state === 'skipped') failed++;
   }
   return {
     id: r.id,

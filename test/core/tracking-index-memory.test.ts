@@ -48,6 +48,8 @@ describe('TrackingIndex (in memory)', () => {
     // early finished, with a result, as a re-run.
     const finishedEarly = { ...early.run, state: 'succeeded' as const, finishedAt: '2026-01-01T01:00:00.000Z', doneCommit: 'd'.repeat(40), rerunOf: 'early-000001' };
     await store.commit('t', { changes: [runChange(runPaths(early.run), finishedEarly), taskChange(runPaths(early.run), { ...early.tasks[0]!, state: 'succeeded', attempts: 1 })], message: 'done\n' });
+    // tie: its one task skipped (something it needed failed): done, and counted failed.
+    await store.commit('t', { changes: [taskChange(runPaths(tie.run), { ...tie.tasks[0]!, state: 'skipped' })], message: 'skip\n' });
     // A layout-1 run, and things in the run folders that are not runs.
     const legacy = { ...queue('old-00000004', 2, '2025-12-31T00:00:00.000Z').run, layout: undefined, tasks: ['a', 'b', 'c'], taskCount: 3 };
     delete (legacy as { layout?: number }).layout;
@@ -70,6 +72,7 @@ describe('TrackingIndex (in memory)', () => {
     const by = Object.fromEntries(runs.map((r) => [r.id, r]));
     expect(by['late-0000001']).toMatchObject({ state: 'queued', progress: { done: 1, failed: 1, total: 2 }, taskStates: { failed: 2 } });
     expect(by['late-0000001']).not.toHaveProperty('finishedAt');
+    expect(by['aaa-00000003']).toMatchObject({ progress: { done: 1, failed: 1, total: 1 }, taskStates: { skipped: 1 } });
     expect(by['late-0000001']).not.toHaveProperty('doneCommit');
     expect(by['late-0000001']).not.toHaveProperty('rerunOf');
     expect(by['early-000002']).toEqual({
