@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function isValidId(id: string): boolean {
-  return ID_PATTERN.test(id) && id !== '.' && id !== '..' && !id.includes('..');
+  return typeof id === 'string' && ID_PATTERN.test(id) && id !== '.' && id !== '..' && !id.includes('..');
 }
 
 /**

@@ -138,7 +138,8 @@ const taskId = z
 
 const task = z
   .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional(), needs: z.array(z.string().min(1)).max(PROJECT_LIMITS.tasks).optional() })
-  .refine((t) => t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
+  // Zod runs this even when the id itself was refused (then still the raw value): that error is the one to report.
+  .refine((t) => typeof t.id !== 'string' || t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
 
 const tasksProject = z
   .strictObject({

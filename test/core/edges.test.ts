@@ -51,6 +51,10 @@ describe('project files', () => {
     expect(problems(JSON.stringify({ colour: 1 }))).toEqual(['$: expected "tasks" (a list of {"id", "run"}) or "nqueens" ({"n": N})', '$: unknown field "colour"']);
     expect(problems(JSON.stringify({ limits: { pids: 7 }, tasks: [{ id: 'a', run: 'true' }] }))).toEqual(['$.limits.pids: Too small: expected number to be >=8']);
   });
+  it('refuse a task id past the safe integers with its own error, not a crash (found by the fuzz test)', () => {
+    expect(problems(JSON.stringify({ tasks: [{ id: 9007199254740992, run: 'echo hello' }, { id: 'b', run: ['echo', 'x'] }] }))).toEqual(['$.tasks[0].id: Too big: expected int to be <=9007199254740991']);
+  });
+
   it('keep only the limits a project names', () => {
     expect(parseProject('projects/p.json', JSON.stringify({ limits: { pids: 8 }, tasks: [{ id: 'a', run: 'true' }] })).limits).toStrictEqual({ pids: 8 });
     expect(parseProject('projects/p.json', JSON.stringify({ limits: { memory: '8m' }, tasks: [{ id: 'a', run: 'true' }] })).limits).toStrictEqual({ memoryBytes: 8 * 1024 * 1024 });
