@@ -4,7 +4,13 @@
  *
  *   node dist/bench/main.js [--tasks 10000] [--small 1000] [--concurrency 8]
  *                           [--container-tasks 100] [--container-concurrency 2]
- *                           [--nqueens 16] [--skip-docker] [--skip-pipeline] [--skip-store] [--skip-nqueens]
+ *                           [--nqueens 16] [--runs 3] [--skip-docker] [--skip-pipeline] [--skip-store] [--skip-nqueens]
+ *
+ * The pipeline, container and N-Queens sections run `--runs` times (each in
+ * fresh processes, the floor beside each pipeline run): on a shared virtual
+ * machine one run can land in a slow minute. Targets are judged on the
+ * median run's figures (on the highest for peak memory), and every run's
+ * figure is printed beside it.
  */
 import { execFile } from 'node:child_process';
 import os from 'node:os';
@@ -39,6 +45,7 @@ const PARTS: Record<string, (v: Record<string, string>) => Promise<unknown>> = {
 type Row = [measure: string, value: string, target: string, ok?: boolean];
 
 const MB = 1024 * 1024;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main() {
@@ -54,6 +61,7 @@ async function main() {
       'skip-store': { type: 'boolean' },
       'skip-nqueens': { type: 'boolean' },
       nqueens: { type: 'string', default: '16' },
+      runs: { type: 'string', default: '3' },
       part: { type: 'string' },
     },
   });
@@ -65,7 +73,15 @@ async function main() {
   const big = Number(values.tasks);
   const small = Number(values.small);
   const concurrency = Number(values.concurrency);
+  const runs = Math.max(1, Number(values.runs));
   const rows: Row[] = [];
+  /** `f` run `runs` times, in order. */
+  const repeat = async <T>(f: (i: number) => Promise<T>): Promise<T[]> => {
+    const out: T[] = [];
+    for (let i = 0; i < runs; i++) out.push(await f(i));
+    return out;
+  };
+  const each = (xs: number[], digits: number, unit = '') => (runs > 1 ? `  (runs: ${xs.map((x) => fmt(x, digits) + unit).join(' / ')})` : '');
   const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
   if (!values['skip-store']) {
@@ -80,45 +96,59 @@ async function main() {
   }
 
   if (!values['skip-pipeline']) {
-    say(`plain loop: ${big} x \`true\`, ${concurrency} at a time`);
-    const floor = await isolated<number>('floor', pass);
-    say(`pipeline: gitjobs up --executor process --workers ${concurrency}, runs of ${small} and ${big} tasks`);
-    const p = await isolated<Awaited<ReturnType<typeof processPipeline>>>('pipeline', pass);
-    const perSmall = (p.seconds[small]! / small) * 1000;
-    const perBig = (p.seconds[big]! / big) * 1000;
-    rows.push([`plain spawn loop, ${fmt(big)} x true, ${concurrency} at a time, s`, fmt(floor, 1), '']);
-    rows.push([`pipeline, ${fmt(big)} tasks, push -> result committed, s`, fmt(p.seconds[big]!, 1), '< 30', p.seconds[big]! < 30]);
-    rows.push(['  pipeline / plain loop', `${fmt(p.seconds[big]! / floor, 2)}x`, '≤ 2.5x', p.seconds[big]! / floor <= 2.5]);
-    rows.push([`  transition commits of that run (each its own)`, fmt(p.transitions), `≥ ${fmt(2 * big)}`, p.transitions >= 2 * big]);
+    const measured = await repeat(async (i) => {
+      say(`plain loop: ${big} x \`true\`, ${concurrency} at a time (run ${i + 1} of ${runs})`);
+      const floor = await isolated<number>('floor', pass);
+      say(`pipeline: gitjobs up --executor process --workers ${concurrency}, runs of ${small} and ${big} tasks (run ${i + 1} of ${runs})`);
+      return { floor, p: await isolated<Awaited<ReturnType<typeof processPipeline>>>('pipeline', pass) };
+    });
+    const floors = measured.map((m) => m.floor);
+    const bigs = measured.map((m) => m.p.seconds[big]!);
+    const ratios = measured.map((m) => m.p.seconds[big]! / m.floor);
+    const perSmall = median(measured.map((m) => (m.p.seconds[small]! / small) * 1000));
+    const perBig = median(measured.map((m) => (m.p.seconds[big]! / big) * 1000));
+    const transitions = Math.min(...measured.map((m) => m.p.transitions));
+    const tracking = median(measured.map((m) => m.p.trackingBytes));
+    const statuses = measured.map((m) => m.p.statusSeconds);
+    const rss = Math.max(...measured.map((m) => m.p.peakRss));
+    rows.push([`plain spawn loop, ${fmt(big)} x true, ${concurrency} at a time, s${each(floors, 1)}`, fmt(median(floors), 1), '']);
+    rows.push([`pipeline, ${fmt(big)} tasks, push -> result committed, s${each(bigs, 1)}`, fmt(median(bigs), 1), '< 30', median(bigs) < 30]);
+    rows.push([`  pipeline / plain loop${each(ratios, 2, 'x')}`, `${fmt(median(ratios), 2)}x`, '≤ 2.5x', median(ratios) <= 2.5]);
+    rows.push([`  transition commits of that run (each its own; fewest of the runs)`, fmt(transitions), `≥ ${fmt(2 * big)}`, transitions >= 2 * big]);
     rows.push([`pipeline, ms per task at ${fmt(small)} tasks`, fmt(perSmall, 2), '']);
     rows.push([`pipeline, ms per task at ${fmt(big)} tasks`, fmt(perBig, 2), `≤ ${fmt(perSmall * 1.25, 2)} (+25 %)`, perBig <= perSmall * 1.25]);
-    rows.push(['tracking repository on disk after both runs, MB', fmt(p.trackingBytes / MB, 1), '< 50', p.trackingBytes < 50 * MB]);
-    rows.push([`gitjobs status RUN of the ${fmt(big)}-task run, s`, fmt(p.statusSeconds, 2), '< 1', p.statusSeconds < 1]);
-    rows.push(['peak RSS of gitjobs up, MB', fmt(p.peakRss / MB), '< 400', p.peakRss < 400 * MB]);
+    rows.push(['tracking repository on disk after both runs, MB', fmt(tracking / MB, 1), '< 50', tracking < 50 * MB]);
+    rows.push([`gitjobs status RUN of the ${fmt(big)}-task run, s${each(statuses, 2)}`, fmt(median(statuses), 2), '< 1', median(statuses) < 1]);
+    rows.push([`peak RSS of gitjobs up, MB (highest of the runs)${each(measured.map((m) => m.p.peakRss / MB), 0)}`, fmt(rss / MB), '< 400', rss < 400 * MB]);
   }
 
   if (!values['skip-docker']) {
     const tasks = Number(values['container-tasks']);
     const lanes = Number(values['container-concurrency']);
-    say(`containers: ${tasks} trivial tasks, ${lanes} at a time: docker run, the executor alone, the pipeline`);
-    const c = await isolated<Awaited<ReturnType<typeof containerTimes>>>('containers', pass);
+    const cs = await repeat((i) => {
+      say(`containers: ${tasks} trivial tasks, ${lanes} at a time: docker run, the executor alone, the pipeline (run ${i + 1} of ${runs})`);
+      return isolated<Awaited<ReturnType<typeof containerTimes>>>('containers', pass);
+    });
     const per = (s: number) => (s / tasks) * 1000;
-    rows.push([`plain \`docker run --rm --network none\`, ms/task (${tasks} tasks, ${lanes} at a time)`, fmt(per(c.plain)), '']);
-    rows.push(['Docker executor alone, ms/task', fmt(per(c.direct)), '']);
-    rows.push(['whole pipeline (push -> result committed), ms/task', fmt(per(c.pipeline)), '']);
-    rows.push(['  pipeline / executor alone', `${fmt(c.pipeline / c.direct, 2)}x`, '≤ 1.25x', c.pipeline / c.direct <= 1.25]);
+    const ratios = cs.map((c) => c.pipeline / c.direct);
+    rows.push([`plain \`docker run --rm --network none\`, ms/task (${tasks} tasks, ${lanes} at a time)`, fmt(median(cs.map((c) => per(c.plain)))), '']);
+    rows.push(['Docker executor alone, ms/task', fmt(median(cs.map((c) => per(c.direct)))), '']);
+    rows.push(['whole pipeline (push -> result committed), ms/task', fmt(median(cs.map((c) => per(c.pipeline)))), '']);
+    rows.push([`  pipeline / executor alone${each(ratios, 2, 'x')}`, `${fmt(median(ratios), 2)}x`, '≤ 1.25x', median(ratios) <= 1.25]);
   }
 
   if (!values['skip-docker'] && !values['skip-nqueens']) {
     const n = Number(values.nqueens);
     const lanes = Number(values['container-concurrency']);
     say(`N-Queens n = ${n}: one task doing all the work, then split, on ${lanes} Docker workers`);
-    const q = await isolated<Awaited<ReturnType<typeof nqueensTimes>>>('nqueens', pass);
-    rows.push([`N-Queens n = ${n}, one task doing it all (mirror symmetry), push -> result, s`, fmt(q.one, 2), '']);
-    rows.push([`  split into ${q.splitTasks} tasks (the default) on ${lanes} workers, s`, fmt(q.split, 2), '']);
-    rows.push(['    speed-up', `${fmt(q.one / q.split, 2)}x`, '≥ 1.8x', q.one / q.split >= 1.8]);
-    rows.push([`  split into ${lanes} tasks ("tasks": ${lanes}), s`, fmt(q.perWorker, 2), '']);
-    rows.push(['    speed-up', `${fmt(q.one / q.perWorker, 2)}x`, '≥ 1.8x', q.one / q.perWorker >= 1.8]);
+    const qs = await repeat(() => isolated<Awaited<ReturnType<typeof nqueensTimes>>>('nqueens', pass));
+    const split = qs.map((q) => q.one / q.split);
+    const perWorker = qs.map((q) => q.one / q.perWorker);
+    rows.push([`N-Queens n = ${n}, one task doing it all (mirror symmetry), push -> result, s`, fmt(median(qs.map((q) => q.one)), 2), '']);
+    rows.push([`  split into ${qs[0]!.splitTasks} tasks (the default) on ${lanes} workers, s`, fmt(median(qs.map((q) => q.split)), 2), '']);
+    rows.push([`    speed-up${each(split, 2, 'x')}`, `${fmt(median(split), 2)}x`, '≥ 1.8x', median(split) >= 1.8]);
+    rows.push([`  split into ${lanes} tasks ("tasks": ${lanes}), s`, fmt(median(qs.map((q) => q.perWorker)), 2), '']);
+    rows.push([`    speed-up${each(perWorker, 2, 'x')}`, `${fmt(median(perWorker), 2)}x`, '≥ 1.8x', median(perWorker) >= 1.8]);
   }
 
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(6, ...rows.map((r) => r[1].length)), Math.max(8, ...rows.map((r) => r[2].length))];
