@@ -124,10 +124,13 @@ describe('faults', () => {
     const runId = runIdFor('projects/kill.json', commit);
     await waitFor('a task running', async () => (await readRun(h, runId))?.tasks.some((t) => t.state === 'running'));
     const w1pid = w1.child.pid!;
-    w1.child.kill('SIGKILL');
-    await w1.exited;
     const docker = new Docker();
     const leftover = () => docker.listContainers({ all: true, filters: { label: [`io.gitjobs.worker-pid=${w1pid}`] } });
+    // Tracking can say running a moment before the container exists (`started` goes out 100 ms into the attempt,
+    // while a loaded engine may still be creating it): kill the worker once its task's container is up.
+    await waitFor('its container running', async () => (await leftover()).some((c) => c.State === 'running'), 30_000);
+    w1.child.kill('SIGKILL');
+    await w1.exited;
     expect((await leftover()).length).toBeGreaterThan(0);
     track(await startWorker(p, path.join(h, 'w2'), 2));
     expect(await leftover()).toHaveLength(0);
