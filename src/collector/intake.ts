@@ -8,7 +8,7 @@ import type { FinishedEvent, TaskEvent, TodoMessage } from '../core/channels.js'
 import { decideWaiting, dependentsOf } from '../core/dag.js';
 import { cancelTask, releaseTask, skipTask } from '../core/tracking/task-steps.js';
 import type { Clock } from '../core/ports.js';
-import type { ResultCache } from '../core/result-cache.js';
+import { candidatesFor, type ResultCache } from '../core/result-cache.js';
 import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
 import type { ReusedFrom } from '../core/task.js';
 import type { Logger } from '../core/logger.js';
@@ -147,15 +147,8 @@ export class Intake {
 
   /** The TODO message of a task's first attempt, with the cache's candidates when it asked for the cache. */
   private async firstMessage(run: LiveRun['run'], task: TaskRecord, log: Logger): Promise<TodoMessage> {
-    const cache = this.options.resultCache;
-    if (!task.cache || run.noCache || !cache) return this.options.retries.messageFor(run, task);
-    try {
-      await cache.ready();
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'the result cache could not be read from tracking; the task runs');
-      return this.options.retries.messageFor(run, task);
-    }
-    return this.options.retries.messageFor(run, task, cache.candidates(run.worker ?? 'default', task.argv, task.timeoutMs));
+    const candidates = await candidatesFor(this.options.resultCache, run, log);
+    return this.options.retries.messageFor(run, task, candidates(task));
   }
 
   /**

@@ -10,6 +10,7 @@ import { listRunIds, readRunRecord, readRunView, type TreeSource } from './run-r
 import { specKey } from './cache-key.js';
 import type { RunRecord } from './run.js';
 import type { TaskRecord } from './task.js';
+import type { Logger } from './logger.js';
 
 /** One earlier result a task may take: equal keys mean the same computation. */
 export interface CacheEntry {
@@ -86,4 +87,25 @@ export class ResultCache {
       for (const task of view.tasks) this.addTask(view.run, task, head);
     }
   }
+}
+
+/**
+ * The earlier results each task of `run` may take: none for a task that did
+ * not ask for the cache, for a run sent with --no-cache, or when the index
+ * cannot be read from tracking (then every task runs, and the log says why).
+ */
+export async function candidatesFor(
+  cache: ResultCache | undefined,
+  run: Pick<RunRecord, 'cache' | 'noCache' | 'worker'>,
+  log: Logger,
+): Promise<(task: Pick<TaskRecord, 'cache' | 'argv' | 'timeoutMs'>) => CacheEntry[]> {
+  const none = () => [];
+  if (!run.cache || run.noCache || !cache) return none;
+  try {
+    await cache.ready();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'the result cache could not be read from tracking; its tasks run');
+    return none;
+  }
+  return (task) => (task.cache ? cache.candidates(run.worker ?? 'default', task.argv, task.timeoutMs) : []);
 }

@@ -16,13 +16,11 @@ import { parseProject, PROJECT_LIMITS, type Project } from '../core/project.js';
 import type { Settings } from '../core/settings.js';
 import { queuedRun, rejectedRun } from '../core/tracking/queue-run.js';
 import { reuseTask, type ReuseSource } from '../core/tracking/reuse.js';
-import type { CacheEntry, ResultCache } from '../core/result-cache.js';
+import { candidatesFor, type ResultCache } from '../core/result-cache.js';
 import { scheduledRunId } from '../core/ids.js';
 import { scheduleFileOf } from '../core/layout.js';
 import { nextTick, parseCron } from '../core/cron.js';
 import { scheduleRecorded, tickTaken, type ScheduleRecord } from '../core/tracking/schedule.js';
-import type { RunRecord } from '../core/run.js';
-import type { TaskRecord } from '../core/task.js';
 
 /** Project-file bytes one push may carry; files past it are refused (and can be pushed again on their own). */
 export const PUSH_BYTES = 16 * 1024 * 1024;
@@ -138,9 +136,9 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
   const toRun = queued.tasks.filter((t) => !options.reuse?.has(t.id) && t.state === 'queued');
   const reused = queued.tasks.filter((t) => options.reuse?.has(t.id)).map((t) => reuseTask(queued.run, t, options.reuse!.get(t.id)!, now));
   if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
-  const candidates = await cacheCandidates(ctx, queued.run, log);
+  const candidates = await candidatesFor(ctx.resultCache, queued.run, log);
   // Publishes go out together and are confirmed together, not one round trip each.
-  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl, task.cache ? candidates(task) : []))));
+  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task)))));
   // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
   const paths = runPaths(queued.run);
   const n = toRun.length;
@@ -152,20 +150,6 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     .catch((err: Error) => log.warn({ err: err.message }, 'could not record that the run was published; recovery sends its queued tasks again'));
   log.info({ file, tasks: n, ...(reused.length ? { reused: reused.length } : {}) }, 'run queued');
   return { file, run: runId, outcome: 'queued', tasks: n, ...(reused.length ? { reused: reused.length } : {}) };
-}
-
-/** For each task that asked for the cache, the earlier results it may take; none with --no-cache, or when the index cannot be read. */
-async function cacheCandidates(ctx: RecorderContext, run: RunRecord, log: Logger): Promise<(task: TaskRecord) => CacheEntry[]> {
-  const none = () => [];
-  if (!run.cache || run.noCache || !ctx.resultCache) return none;
-  const cache = ctx.resultCache;
-  try {
-    await cache.ready();
-  } catch (err) {
-    log.warn({ err: (err as Error).message }, 'the result cache could not be read from tracking; every task runs');
-    return none;
-  }
-  return (task) => cache.candidates(run.worker ?? 'default', task.argv, task.timeoutMs);
 }
 
 /** The project file as pushed, sized before it is read, and parsed; a ProjectError says what is wrong. */
