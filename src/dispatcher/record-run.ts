@@ -125,11 +125,24 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
     ctx.onSchedule?.();
     return { file, outcome: 'scheduled', schedule: project.schedule, ...(nextIso ? { next: nextIso } : {}) };
   }
-  const queued = queuedRun({ runId, file, project, todoCommit, configCommit: configCommit!, now, ...rerunOf, ...(options.noCache ? { noCache: true } : {}), ...(options.reuse ? { satisfied: new Set(options.reuse.keys()) } : {}), ...(options.tick ? { scheduledFor: options.tick.at } : {}) });
-  const extra = options.tick ? [tickTaken(options.tick.schedule, options.tick.at)] : wasScheduled && !rerun ? [{ path: scheduleFile, content: null }] : [];
-  const body = wasScheduled && !rerun && !options.tick ? `\nIts schedule ended: ${file} was pushed without "schedule".` : '';
-  await store.commit(tracking, { changes: [...queued.changes, ...extra], message: body ? queued.message.replace(/\n\n/, `\n${body}\n\n`) : queued.message, absent: runFiles });
-  if (body) ctx.onSchedule?.();
+  // Pushed again without a schedule: the run's commit ends it.
+  const endsSchedule = wasScheduled && !rerun;
+  const queued = queuedRun({
+    runId,
+    file,
+    project,
+    todoCommit,
+    configCommit: configCommit!,
+    now,
+    ...rerunOf,
+    ...(options.noCache ? { noCache: true } : {}),
+    ...(options.reuse ? { satisfied: new Set(options.reuse.keys()) } : {}),
+    ...(options.tick ? { scheduledFor: options.tick.at } : {}),
+    ...(endsSchedule ? { note: `Its schedule ended: ${file} was pushed without "schedule".` } : {}),
+  });
+  const extra = options.tick ? [tickTaken(options.tick.schedule, options.tick.at)] : endsSchedule ? [{ path: scheduleFile, content: null }] : [];
+  await store.commit(tracking, { changes: [...queued.changes, ...extra], message: queued.message, absent: runFiles });
+  if (endsSchedule) ctx.onSchedule?.();
   ctx.observer?.runQueued?.({ id: runId, todoCommit, taskCount: queued.tasks.length });
   // What the run re-runs reuses is recorded (one commit each, written as a group), and only the rest is sent;
   // a task that waits on others is sent by the collector once they have succeeded.

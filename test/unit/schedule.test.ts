@@ -87,6 +87,9 @@ describe('schedules', () => {
     const queued = (await h.store.subjects('tache_suivi')).find((s) => s.includes(': queued (1 task from projects/p.json)'));
     expect(queued).toBeDefined();
     expect(queued!.includes('scheduled for')).toBe(false);
+    let body = '';
+    for await (const c of h.store.history('tache_suivi', head)) if (c.message.startsWith(queued!)) body = c.message;
+    expect(body.split('\n\n')[1]).toBe('Its schedule ended: projects/p.json was pushed without "schedule".');
 
     const bad = await h.push({ 'projects/bad.json': JSON.stringify({ schedule: '0 25 * * *', tasks: [{ id: 't', run: 'true' }] }) });
     const run = (await h.run(runIdFor('projects/bad.json', bad)))!.run;

@@ -21,10 +21,12 @@ export interface QueueRunOptions {
   satisfied?: ReadonlySet<string>;
   /** A scheduled run: the tick it runs for. */
   scheduledFor?: string;
+  /** A paragraph that opens the commit's body (what else the commit records). */
+  note?: string;
 }
 
 export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: TaskRecord[] } & Commitable {
-  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache, satisfied, scheduledFor } = options;
+  const { runId, file, project, todoCommit, configCommit, now, rerunOf, noCache, satisfied, scheduledFor, note } = options;
   const ids = new Set(project.tasks.map((t) => t.id));
   const cached = project.tasks.some((t) => t.cache);
   const run: RunRecord = {
@@ -77,7 +79,8 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
   const message = commitMessage(
     `${runId}: queued (${n} task${n === 1 ? '' : 's'} from ${file}${rerunOf ? `, re-run of ${rerunOf}` : ''}${scheduledFor ? `, scheduled for ${scheduledFor}` : ''})`,
     { 'Todo-Commit': todoCommit, 'Config-Commit': configCommit, ...(rerunOf ? { 'Rerun-Of': rerunOf } : {}) },
-    `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.` +
+    (note ? `${note}\n\n` : '') +
+      `Project ${JSON.stringify(project.name)}, worker ${project.worker}, reduce ${project.reduce}, ${project.retries} retr${project.retries === 1 ? 'y' : 'ies'}.` +
       (cached ? ` Result cache: ${noCache ? 'bypassed (--no-cache); results are recorded for later runs' : `on for ${project.tasks.filter((t) => t.cache).length} task(s)`}.` : ''),
   );
   return { run, tasks, changes: [runChange(paths, run), taskListChange(paths, tasks), ...tasks.map((t) => taskChange(paths, t))], message };
