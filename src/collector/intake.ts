@@ -97,9 +97,11 @@ export class Intake {
     live.dependents ??= dependentsOf(live.tasks.values());
     const dependents = live.dependents;
     const { parallel } = live.run;
-    // With `parallel`, a slot freed anywhere may release any waiting task: they are looked at in run order.
+    // With `parallel`, a free slot may release any waiting task: then they are all looked at, in run order. With
+    // no slot free (most reports of a big run), only what needs the changed task can move (it may be skipped).
     const allWaiting = () => [...live.tasks.values()].filter((t) => t.state === 'waiting').map((t) => t.id);
-    let frontier = changed && !parallel ? (dependents.get(changed.id) ?? []) : allWaiting();
+    const slotFree = parallel !== undefined && live.active < parallel;
+    let frontier = changed && !slotFree ? (dependents.get(changed.id) ?? []) : allWaiting();
     const now = new Date(this.options.clock.now()).toISOString();
     while (frontier.length) {
       const next: string[] = [];
