@@ -75,6 +75,9 @@ export class MaskingGitStore implements GitStore {
   readFile(repo: string, commit: string, path: string, options?: { maxBytes?: number }): Promise<string | undefined> {
     return this.inner.readFile(repo, commit, path, options);
   }
+  readBytes(repo: string, commit: string, path: string, maxBytes?: number): Promise<Buffer | undefined> {
+    return this.inner.readBytes(repo, commit, path, maxBytes);
+  }
   fileSize(repo: string, commit: string, path: string): Promise<number | undefined> {
     return this.inner.fileSize(repo, commit, path);
   }

@@ -29,12 +29,14 @@ import type { Clock, Consumer, StageOptions } from '../core/ports.js';
 import type { RunResult } from '../core/tracking/complete-run.js';
 import { cancelRun, type CancelOutcome } from './cancel.js';
 import { Completion } from './completion.js';
-import { Intake } from './intake.js';
+import { Intake, type IntakeOptions } from './intake.js';
+import { commitTaskFiles } from './task-files.js';
 import { LeaseKeeper, type Lease } from './leases.js';
 import { emptyReport, recoverRun, type RecoveryReport } from './recovery.js';
 import { Retries } from './retries.js';
 import { RunBook } from './run-book.js';
 import { Step } from './step.js';
+import { withInputs } from '../core/inputs.js';
 
 export type { CancelOutcome } from './cancel.js';
 export type { RecoveryReport } from './recovery.js';
@@ -64,7 +66,7 @@ export class Collector {
     const { store, queue, settings, configUrl, log, observer } = options;
     this.clock = options.clock ?? systemClock;
     this.book = new RunBook(store, settings.repos.tracking, settings.resultCap);
-    this.retries = new Retries({ queue, clock: this.clock, settings, configUrl, log });
+    this.retries = new Retries({ queue, clock: this.clock, settings, configUrl, log, inputs: (m) => withInputs(store, settings.repos, m) });
     const completion = new Completion({ store, settings, clock: this.clock, ...(observer ? { observer } : {}), ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
     const readResult = async (from: ReusedFrom): Promise<ReuseSource | undefined> => {
       const source = repoTree(store, settings.repos.tracking);
@@ -72,7 +74,8 @@ export class Collector {
       if (!found) return undefined;
       return { from, record: found.task, ...(await readTaskResult(source, from.commit, found.paths, found.task)) };
     };
-    this.intake = new Intake({ queue, settings, clock: this.clock, retries: this.retries, completion, readResult, ...(observer ? { observer } : {}), ...(options.resultCache ? { resultCache: options.resultCache } : {}) });
+    const commitFiles: IntakeOptions['commitFiles'] = (run, task, attempt, files) => commitTaskFiles(store, settings.repos.done, run, task, attempt, files);
+    this.intake = new Intake({ queue, settings, clock: this.clock, retries: this.retries, completion, readResult, commitFiles, ...(observer ? { observer } : {}), ...(options.resultCache ? { resultCache: options.resultCache } : {}) });
     this.leases = new LeaseKeeper({
       clock: this.clock,
       checkEveryMs: Math.max(200, Math.min(5000, settings.heartbeatMs)),

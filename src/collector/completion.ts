@@ -11,6 +11,7 @@ import type { Settings } from '../core/settings.js';
 import { completeRun, runFinishedCommit, type RunResult } from '../core/tracking/complete-run.js';
 import { progressOf, type LiveRun, type RunBook } from './run-book.js';
 import type { Step } from './step.js';
+import { borrowedFiles } from './task-files.js';
 
 export interface CompletionOptions {
   store: GitStore;
@@ -41,7 +42,10 @@ export class Completion {
     const doneHead = await store.head(settings.repos.done);
     // After a crash between the two commits, or with another collector, the result may be there already: never write it twice.
     const already = doneHead !== undefined && (await store.fileSize(settings.repos.done, doneHead, resultFile)) !== undefined;
-    if (!already) await store.commit(settings.repos.done, { changes: done.resultChanges, message: done.resultMessage, absent: [resultFile] });
+    if (!already) {
+      const borrowed = await borrowedFiles(store, settings.repos.done, live.run, live.tasks.values());
+      await store.commit(settings.repos.done, { changes: [...done.resultChanges, ...borrowed], message: done.resultMessage, absent: [resultFile] });
+    }
     await store.flush(settings.repos.done);
     // Read back after the push: a push that had to replay on top of someone else's commit gives ours a new id.
     const doneCommit = (await store.head(settings.repos.done))!;

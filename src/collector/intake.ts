@@ -24,6 +24,7 @@ import type { Retries } from './retries.js';
 import { allTasksFinal, progressOf, type LiveRun, type RunBook } from './run-book.js';
 import type { Step } from './step.js';
 import type { RunObserver } from '../core/ports.js';
+import { fromWire, type FileData, type TaskFiles } from '../core/files.js';
 
 export interface IntakeOptions {
   queue: Queue;
@@ -34,6 +35,8 @@ export interface IntakeOptions {
   clock: Clock;
   /** The result cache's index, kept in step with the results committed here. */
   resultCache?: ResultCache;
+  /** Commits what a successful attempt left under /out to done (task-files.ts). */
+  commitFiles?: (run: LiveRun['run'], task: string, attempt: number, files: FileData[]) => Promise<TaskFiles>;
   /** Reads an earlier result a cache hit names (its record, log and stdout), or undefined when tracking has no such result. */
   readResult?: (from: ReusedFrom) => Promise<ReuseSource | undefined>;
 }
@@ -56,7 +59,9 @@ export class Intake {
       await this.fromCache(step, book, live, task, event, event.cached, log);
       return;
     }
-    for (const applied of applyEvent(live.run, task, event, { outputTail: this.options.settings.outputTail })) {
+    // A success's files go to done first: its transition names the commit that holds them.
+    const files = event.kind === 'finished' && event.files?.length && this.options.commitFiles && endsAttempt(task, event) ? await this.options.commitFiles(live.run, task.id, event.attempt, fromWire(event.files)) : undefined;
+    for (const applied of applyEvent(live.run, task, event, { outputTail: this.options.settings.outputTail, ...(files ? { files } : {}) })) {
       if (applied.kind === 'ignored') {
         log.info({ reason: applied.reason }, `${event.kind} event ignored`);
         if (event.kind === 'started' && event.worker && (isSettled(task, event.attempt) || isSecondCopy(task, event))) {
@@ -198,6 +203,12 @@ export class Intake {
       step.then(() => this.options.observer?.runProgress?.(run, progress));
     }
   }
+}
+
+/** A successful `finished` that tracking will record: the task is at that attempt (or about to start it), not settled. */
+function endsAttempt(task: TaskRecord, event: FinishedEvent): boolean {
+  const ok = event.exitCode === 0 && !event.timedOut && !event.error && !event.cancelled;
+  return ok && ((task.state === 'running' && task.attempts === event.attempt) || (task.state === 'queued' && event.attempt === task.attempts + 1));
 }
 
 /** A fresh copy of an attempt that another worker is running: not a redelivery, so not a takeover. */

@@ -33,8 +33,10 @@ export interface CacheKeyParts {
   env: Readonly<Record<string, string>>;
   limits: Limits;
   timeoutMs: number;
-  /** Blob ids of the task's input files, if it has any. */
+  /** Each input's path under /in and its blob id, if it has any (files.ts inputKeys). */
   inputs: readonly string[];
+  /** The task's /out cap, when it has one: a result that did not fit a smaller cap is not the same result. */
+  outBytes?: number;
 }
 
 const sha256 = (value: unknown): string => createHash('sha256').update(JSON.stringify(value)).digest('hex');
@@ -57,6 +59,7 @@ export function cacheKey(parts: CacheKeyParts): string {
     limits: [memoryBytes, nanoCpus, pids],
     timeoutMs: parts.timeoutMs,
     inputs: [...parts.inputs].sort(),
+    ...(parts.outBytes ? { outBytes: parts.outBytes } : {}),
   });
 }
 

@@ -15,6 +15,8 @@ import { MessageError } from './errors.js';
  * schemas, so no stage ever sees a half-parsed message.
  */
 const limits = z.object({ memoryBytes: z.number(), nanoCpus: z.number(), pids: z.number() });
+/** A file in a message (files.ts): its path and its bytes in base64. */
+const wireFile = z.object({ path: z.string(), data: z.string() });
 export type Limits = z.infer<typeof limits>;
 
 export const todoMessage = z.object({
@@ -34,6 +36,14 @@ export const todoMessage = z.object({
    * outcome, and runs nothing when one of these earlier results has the same key.
    */
   cache: z.object({ candidates: z.array(z.object({ key: z.string(), run: z.string(), task: z.string(), commit: z.string() })) }).optional(),
+  /** The task may write this many bytes under /out ($GITJOBS_OUT); what it leaves there comes back with `finished`. */
+  out: z.object({ maxBytes: z.number().int().positive() }).optional(),
+  /** Tasks of the run it needs: their stdout and files are its inputs (inputs.ts fills `inputs` before it is sent). */
+  needs: z.array(z.string()).optional(),
+  /** What it needs left it (files.ts): shown read-only under /in ($GITJOBS_IN) as `<task>/stdout` and `<task>/files/...`. */
+  inputs: z.array(wireFile).optional(),
+  /** Its inputs could not be given to it (too large, unreadable): the attempt fails with this, without running. */
+  inputsError: z.string().optional(),
 });
 export type TodoMessage = z.infer<typeof todoMessage>;
 
@@ -93,6 +103,8 @@ export const taskEvent = z.discriminatedUnion('kind', [
     cacheKey: z.string().optional(),
     /** Nothing ran: this earlier result has the same key (one of the TODO message's candidates). */
     cached: z.object({ run: z.string(), task: z.string(), commit: z.string() }).optional(),
+    /** What the task left under /out, for a task that asked for it (sent only when it succeeded). */
+    files: z.array(wireFile).optional(),
   }),
 ]);
 export type TaskEvent = z.infer<typeof taskEvent>;
@@ -183,7 +195,7 @@ export function attemptKey(a: { run: string; task: string; attempt: number }): s
 /** The TODO message for a task's next attempt. */
 export function todoFor(
   run: Pick<import('./run.js').RunRecord, 'id' | 'worker' | 'limits' | 'configCommit' | 'todoCommit'>,
-  task: Pick<import('./task.js').TaskRecord, 'id' | 'attempts' | 'argv' | 'timeoutMs' | 'cache'>,
+  task: Pick<import('./task.js').TaskRecord, 'id' | 'attempts' | 'argv' | 'timeoutMs' | 'cache' | 'outBytes' | 'needs'>,
   ceiling: Limits,
   configUrl: string,
   /** For a task that asked for the cache: earlier results it may take (none for a retry, or with --no-cache). */
@@ -201,6 +213,8 @@ export function todoFor(
     config: { url: configUrl, commit: run.configCommit! },
     todoCommit: run.todoCommit,
     ...(task.cache ? { cache: { candidates: [...candidates] } } : {}),
+    ...(task.outBytes ? { out: { maxBytes: task.outBytes } } : {}),
+    ...(task.needs?.length ? { needs: task.needs } : {}),
   };
 }
 

@@ -59,6 +59,8 @@ export interface GitStore {
   basis(repo: string): Promise<Basis>;
   /** A file's text; with `maxBytes`, a larger file is refused (SizeLimitError) before it is read. */
   readFile(repo: string, commit: string, path: string, options?: { maxBytes?: number }): Promise<string | undefined>;
+  /** A file's bytes; with `maxBytes`, a larger file is refused (SizeLimitError) before it is read. */
+  readBytes(repo: string, commit: string, path: string, maxBytes?: number): Promise<Buffer | undefined>;
   /** A file's size in bytes, without reading it. */
   fileSize(repo: string, commit: string, path: string): Promise<number | undefined>;
   listDir(repo: string, commit: string, path: string): Promise<string[]>;
@@ -149,6 +151,10 @@ export interface ExecRequest {
   /** Environment of the task: GITJOBS_RUN, GITJOBS_TASK, GITJOBS_ATTEMPT. */
   env: Record<string, string>;
   outputCap: number;
+  /** The task may write up to this many bytes under /out (`$GITJOBS_OUT`); what it leaves comes back in `files`. */
+  out?: { maxBytes: number };
+  /** Files shown to it read-only under /in (`$GITJOBS_IN`), paths relative to it. */
+  inputs?: import('./files.js').FileData[];
 }
 
 export interface ExecResult {
@@ -161,6 +167,10 @@ export interface ExecResult {
   truncated: boolean;
   /** Killed through `signal`. */
   aborted?: boolean;
+  /** What it left under /out (asked for with `out`): regular files, paths relative to /out. */
+  files?: import('./files.js').FileData[];
+  /** What it left under /out could not be kept (past its cap): the attempt fails with this. */
+  outError?: string;
 }
 
 /** Runs one task attempt somewhere isolated. */

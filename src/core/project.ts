@@ -10,6 +10,7 @@ import { expandMatrix, matrixSchema, matrixSize } from './matrix.js';
 import { REDUCERS, type ReducerName } from './reduce.js';
 import { scheduleSchema } from './cron.js';
 import { MAX_RETRIES, retryPolicy, retrySchema, type RetryPolicy } from './retry.js';
+import { OUT_CAP_MAX } from './files.js';
 
 /** One task of a project, normalised: what a worker needs to run it. */
 export interface TaskSpec {
@@ -23,6 +24,8 @@ export interface TaskSpec {
   cache?: true;
   /** Task ids that must succeed first (a matrix named in `needs` stands for all its instances). */
   needs?: string[];
+  /** `"out"`: the task may write this many bytes under /out, committed to done when it succeeds (core/files.ts). */
+  outBytes?: number;
 }
 
 /** A project file, normalised from any of the shapes gitjobs accepts. */
@@ -49,6 +52,8 @@ export interface Project {
   schedule?: string;
   /** `"result": "TASK"`: the run's result is that task's stdout, instead of a reducer's. */
   resultTask?: string;
+  /** `"out": true` or a size: every task may write files under /out, up to this many bytes, unless it says `"out": false`. */
+  outBytes?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
@@ -114,6 +119,19 @@ const limits = z.strictObject({
   pids: z.number().int().min(8).max(100_000).optional(),
 });
 
+/** `"out": true` (the cap, 64m), a lower size such as `"16m"`, or `false`. */
+const out = z
+  .union([z.boolean(), z.string(), z.number()], { error: unionError('expected true, false or a size such as "16m"') })
+  .refine((v) => typeof v === 'boolean' || (parseSize(v) !== undefined && parseSize(v)! <= OUT_CAP_MAX), { error: `expected true, false or a size of at most ${OUT_CAP_MAX / 1024 / 1024}m, such as "16m"` });
+
+/** The cap in bytes an `out` value gives, within the project's own (`undefined`: no /out). */
+function outBytesOf(value: boolean | string | number | undefined, projectCap: number | undefined): number | undefined {
+  if (value === undefined) return projectCap;
+  if (value === false) return undefined;
+  const cap = value === true ? (projectCap ?? OUT_CAP_MAX) : parseSize(value)!;
+  return Math.min(cap, projectCap ?? OUT_CAP_MAX);
+}
+
 const common = {
   project: z
     .string()
@@ -128,6 +146,7 @@ const common = {
   description: z.string().optional(),
   cache: z.boolean().optional(),
   schedule: scheduleSchema.optional(),
+  out: out.optional(),
 };
 
 /** A task's id, or with a matrix a template of ids: `train-{seed}`. */
@@ -137,7 +156,7 @@ const taskId = z
   .refine((v) => isValidId(v.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x')), { error: 'must be 1 to 64 characters of A-Z a-z 0-9 . _ - (and no "..")' });
 
 const task = z
-  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional(), needs: z.array(z.string().min(1)).max(PROJECT_LIMITS.tasks).optional() })
+  .strictObject({ id: taskId, run: command, timeout: duration.optional(), matrix: matrixSchema.optional(), retry: retrySchema.optional(), cache: z.boolean().optional(), needs: z.array(z.string().min(1)).max(PROJECT_LIMITS.tasks).optional(), out: out.optional() })
   // Zod runs this even when the id itself was refused (then still the raw value): that error is the one to report.
   .refine((t) => typeof t.id !== 'string' || t.matrix !== undefined || isValidId(t.id), { path: ['id'], error: '{placeholders} in an id need a "matrix"' });
 
@@ -210,7 +229,7 @@ export function parseProject(file: string, text: string): Project {
     const r = nqueensProject.safeParse(doc);
     if (!r.success) throw new ProjectError(file, problemsOf(r.error));
     const project = settingsOf(file, r.data, 'nqueens', 'sum');
-    return { ...project, tasks: nqueensTasks(r.data.nqueens.n, r.data.nqueens.tasks).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}), ...(project.cache ? { cache: true as const } : {}) })) };
+    return { ...project, tasks: nqueensTasks(r.data.nqueens.n, r.data.nqueens.tasks).map((t) => ({ ...t, timeoutMs: project.timeoutMs, ...(project.retry ? { retry: project.retry } : {}), ...(project.cache ? { cache: true as const } : {}), ...(project.outBytes ? { outBytes: project.outBytes } : {}) })) };
   }
 
   if (!('tasks' in doc)) {
@@ -244,12 +263,14 @@ function expandTasks(file: string, listed: z.infer<typeof task>[], project: Omit
     const timeoutMs = t.timeout !== undefined ? parseDuration(t.timeout)! : project.timeoutMs;
     const retry = t.retry ? retryPolicy(t.retry) : project.retry;
     const cache = t.cache ?? project.cache ?? false;
+    const outBytes = outBytesOf(t.out, project.outBytes);
     const spec = (taskId: string, run: string | string[]): TaskSpec => ({
       id: taskId,
       argv: typeof run === 'string' ? ['sh', '-c', run] : run,
       timeoutMs,
       ...(retry ? { retry } : {}),
       ...(cache ? { cache: true as const } : {}),
+      ...(outBytes ? { outBytes } : {}),
     });
     const ids = named.get(t.id) ?? [];
     named.set(t.id, ids);
@@ -287,6 +308,7 @@ function settingsOf(file: string, p: z.infer<typeof tasksProject> | z.infer<type
     reduce: p.reduce ?? reduceDefault,
     ...(p.cache !== undefined ? { cache: p.cache } : {}),
     ...(p.schedule !== undefined ? { schedule: p.schedule.trim() } : {}),
+    ...(p.out !== undefined && p.out !== false ? { outBytes: outBytesOf(p.out, undefined)! } : {}),
   };
 }
 

@@ -52,6 +52,10 @@ export interface TaskRecord {
   backoffMs?: number;
   /** Tasks of the run that must succeed before this one is queued (`waiting` until then). */
   needs?: string[];
+  /** `"out"`: it may write this many bytes under /out, committed to done when it succeeds. */
+  outBytes?: number;
+  /** What it left under /out, committed to done (core/files.ts). */
+  files?: import('./files.js').TaskFiles;
   /** When it went from waiting to queued (the collector sent its message, not the dispatcher). */
   releasedAt?: string;
   argv: string[];

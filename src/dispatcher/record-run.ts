@@ -4,6 +4,7 @@
  * path and the rule), then one TODO message per task is published.
  */
 import { todoFor } from '../core/channels.js';
+import { withInputs } from '../core/inputs.js';
 import { isoAt } from '../core/clock.js';
 import { ProjectError, SizeLimitError } from '../core/errors.js';
 import { runIdFor } from '../core/ids.js';
@@ -151,7 +152,7 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
   if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
   const candidates = await candidatesFor(ctx.resultCache, queued.run, log);
   // Publishes go out together and are confirmed together, not one round trip each.
-  await Promise.all(toRun.map((task) => ctx.queue.publish('todo', todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task)))));
+  await Promise.all(toRun.map(async (task) => ctx.queue.publish('todo', await withInputs(store, settings.repos, todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task))))));
   // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
   const paths = runPaths(queued.run);
   const n = toRun.length;

@@ -12,6 +12,7 @@ import { cacheKey } from '../core/cache-key.js';
 import { needsLease, type Settings } from '../core/settings.js';
 import { attemptKey } from '../core/channels.js';
 import { OutputStream } from './output-stream.js';
+import { checkOutputs, fromWire, inputKeys, toWire, type FileData } from '../core/files.js';
 
 /** An attempt that ends within this long reports its start with its end, in one message. */
 export const START_REPORT_DELAY_MS = 100;
@@ -60,12 +61,20 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   const failedToRun = (image: string, error: string): TaskEvent => ({ ...base, kind: 'finished', image, at: at(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
 
   const env = { GITJOBS_RUN: msg.run, GITJOBS_TASK: msg.task, GITJOBS_ATTEMPT: String(msg.attempt) };
+  if (msg.inputsError) {
+    // What it needs cannot be given to it: it fails saying why, without running.
+    release();
+    await report({ ...base, kind: 'started', image: 'none', at: at(), redelivered: delivery.redelivered });
+    await report(failedToRun('none', msg.inputsError));
+    return;
+  }
+  const inputs = msg.inputs ? fromWire(msg.inputs) : undefined;
   let image: string;
   let key: string | undefined;
   try {
     const source = await ctx.sources.worker(msg.config.url, msg.config.commit, msg.worker);
     if (msg.cache) {
-      key = await keyOf(ctx, msg, source, env);
+      key = await keyOf(ctx, msg, source, env, inputs ?? []);
       const hit = key === undefined ? undefined : msg.cache.candidates.find((c) => c.key === key);
       if (hit) {
         // The same computation succeeded before: nothing is built and nothing runs.
@@ -134,6 +143,8 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
       },
       env,
       outputCap: ctx.outputCap,
+      ...(msg.out ? { out: msg.out } : {}),
+      ...(inputs ? { inputs } : {}),
     });
   } catch (err) {
     const error = `${executor.kind} executor: ${(err as Error).message}`;
@@ -150,8 +161,9 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   cancelStart?.();
   // A `started` that went out is confirmed before `finished` follows it.
   await startReport?.catch(() => undefined);
-  const { aborted, ...outcome } = result;
-  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }), ...(key ? { cacheKey: key } : {}) };
+  const { aborted, files, outError, ...outcome } = result;
+  const kept = msg.out ? keptFiles(outcome, files ?? [], msg.out.maxBytes, outError) : {};
+  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...kept, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }), ...(key ? { cacheKey: key } : {}) };
   if (aborted) {
     if (control.reason === 'shutdown') {
       // Another worker takes the attempt: a leased one's message is acked already, so it is queued again.
@@ -172,11 +184,23 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
 }
 
 /**
+ * What of a task's /out goes back with its outcome: the files of a success
+ * within its caps; a success past them fails, saying which; a failure's
+ * files are dropped (its log says what went wrong).
+ */
+function keptFiles(outcome: Omit<ExecResult, 'aborted' | 'files' | 'outError'>, files: FileData[], maxBytes: number, outError: string | undefined): { files?: ReturnType<typeof toWire>; error?: string; output?: string } {
+  if (outcome.exitCode !== 0 || outcome.timedOut) return {};
+  const wrong = outError ?? checkOutputs(files, maxBytes);
+  if (wrong) return { error: wrong, output: `${outcome.output}gitjobs: ${wrong}\n` };
+  return files.length ? { files: toWire(files) } : {};
+}
+
+/**
  * The attempt's result-cache key (core/cache-key.ts), or undefined when it
  * cannot be known (a worker folder without a tree id, a base image that
  * cannot be inspected): then the task runs and nothing is cached.
  */
-async function keyOf(ctx: AttemptContext, msg: TodoMessage, source: WorkerSource, env: Record<string, string>): Promise<string | undefined> {
+async function keyOf(ctx: AttemptContext, msg: TodoMessage, source: WorkerSource, env: Record<string, string>, inputs: FileData[]): Promise<string | undefined> {
   const { executor } = ctx;
   if (!source.tree) return undefined;
   const unsandboxed = `${executor.kind}@${ctx.host}`;
@@ -191,6 +215,7 @@ async function keyOf(ctx: AttemptContext, msg: TodoMessage, source: WorkerSource
     env,
     limits: msg.limits,
     timeoutMs: msg.timeoutMs,
-    inputs: [],
+    inputs: inputKeys(inputs),
+    ...(msg.out ? { outBytes: msg.out.maxBytes } : {}),
   });
 }

@@ -8,6 +8,7 @@ import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core
 import { OutputCapture } from '../output-capture.js';
 import { processAlive } from '../process/alive.js';
 import { tagFor, WorkerImages, type WorkerImagesOptions } from './images.js';
+import { FileMounts, orphanVolumes } from './file-mounts.js';
 
 export { KEEP_IMAGES } from './images.js';
 
@@ -93,17 +94,35 @@ export class DockerExecutor implements Executor {
       await this.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       reaped++;
     }
+    // The /out and /in volumes of their tasks (file-mounts.ts), once no container holds them.
+    await orphanVolumes(this.docker, host, processAlive).catch(() => undefined);
     return reaped;
   }
 
+  /**
+   * A task with files runs beside a keeper holding its /out and /in
+   * (file-mounts.ts): its files are read back from there once it exits.
+   */
   async run(request: ExecRequest): Promise<ExecResult> {
+    if (!request.out && !request.inputs) return this.runTask(request, []);
+    // Could it not be set up, the attempt fails with the reason (attempt.ts), without running.
+    const mounts = await FileMounts.open(this.docker, request, TASK_LABEL);
+    try {
+      const result = await this.runTask(request, mounts.mounts);
+      return await mounts.collect(result);
+    } finally {
+      await mounts.close();
+    }
+  }
+
+  private async runTask(request: ExecRequest, mounts: Docker.MountSettings[]): Promise<ExecResult> {
     const started = Date.now();
     const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${TMP_SIZE}` };
     for (const volume of await this.declaredVolumes(request.image)) tmpfs[volume] ??= `rw,nosuid,nodev,size=${TMP_SIZE},mode=1777`;
     const container = await this.docker.createContainer({
       Image: request.image,
       Cmd: request.argv,
-      Env: [`HOME=/tmp`, ...Object.entries(request.env).map(([k, v]) => `${k}=${v}`)],
+      Env: [`HOME=/tmp`, ...Object.entries(request.env).map(([k, v]) => `${k}=${v}`), ...(request.out ? ['GITJOBS_OUT=/out'] : []), ...(request.inputs ? ['GITJOBS_IN=/in'] : [])],
       // Never root, whatever the worker's Dockerfile says.
       User: TASK_USER,
       Labels: { [TASK_LABEL]: 'true', ...request.labels },
@@ -125,7 +144,8 @@ export class DockerExecutor implements Executor {
         NanoCpus: request.limits.nanoCpus,
         PidsLimit: request.limits.pids,
         Binds: [],
-        Mounts: [],
+        // Only a task's own /out and /in, tmpfs volumes that its keeper holds (file-mounts.ts): never a host path.
+        Mounts: mounts,
         AutoRemove: false,
       },
     });

@@ -112,6 +112,10 @@ export class MirrorGitStore implements GitStore {
   readFile(repo: string, commit: string, path: string, options?: { maxBytes?: number }): Promise<string | undefined> {
     return this.local.readFile(repo, commit, path, options);
   }
+
+  readBytes(repo: string, commit: string, path: string, maxBytes?: number): Promise<Buffer | undefined> {
+    return this.local.readBytes(repo, commit, path, maxBytes);
+  }
   fileSize(repo: string, commit: string, path: string): Promise<number | undefined> {
     return this.local.fileSize(repo, commit, path);
   }

@@ -1,12 +1,14 @@
 /**
  * The Executor port in memory: a task's command is interpreted, not run, by
- * a handful of programs (`echo`, `exit`, `sleep`, `true`, `false`, `cat`)
- * and `sh -c "a; b"` lines of them; tests can add programs of their own.
+ * a handful of programs (`echo`, `exit`, `sleep`, `true`, `false`, `cat`,
+ * and for files `put`, `get`, `sumin`) and `sh -c "a; b"` lines of them;
+ * tests can add programs of their own.
  * Timeouts, kills through the abort signal, the output cap and live output
  * behave as in the real executors, on the given clock.
  */
 import type { Clock, ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
+import { formatBytes } from '../../core/files.js';
 
 export interface ProgramIO {
   out(text: string): void;
@@ -14,6 +16,9 @@ export interface ProgramIO {
   /** Waits on the clock; rejects when the attempt is killed. */
   sleep(ms: number): Promise<void>;
   env: Record<string, string>;
+  /** The task's /out (when it asked for one) and /in (when it needs something), as path -> bytes. */
+  out_?: Map<string, Buffer>;
+  in?: ReadonlyMap<string, Buffer>;
 }
 
 /** A program: its arguments and its IO; resolves with its exit code. */
@@ -39,6 +44,26 @@ const BUILTIN: Record<string, Program> = {
   /** `cat $NAME` prints an environment variable (tasks read GITJOBS_RUN and friends this way). */
   cat: (args, io) => {
     for (const a of args) io.out(a.startsWith('$') ? `${io.env[a.slice(1)] ?? ''}\n` : '');
+    return 0;
+  },
+  /** `put PATH WORDS...`: writes the words (and a newline) to /out/PATH. */
+  put: (args, io) => {
+    if (!io.out_) return (io.err('put: no /out\n'), 1);
+    io.out_.set(args[0]!, Buffer.from(args.slice(1).join(' ') + '\n'));
+    return 0;
+  },
+  /** `get PATH`: prints /in/PATH. */
+  get: (args, io) => {
+    const data = io.in?.get(args[0]!);
+    if (!data) return (io.err(`get: /in/${args[0]}: no such file\n`), 1);
+    io.out(data.toString('utf8'));
+    return 0;
+  },
+  /** `sumin`: prints the sum of the numbers in every `/in/<task>/stdout`. */
+  sumin: (_args, io) => {
+    let sum = 0;
+    for (const [path, data] of io.in ?? []) if (path.endsWith('/stdout')) sum += Number(data.toString('utf8').trim()) || 0;
+    io.out(`${sum}\n`);
     return 0;
   },
 };
@@ -95,6 +120,8 @@ export class MemoryExecutor implements Executor {
       err: (text) => capture.add(Buffer.from(text), false),
       sleep: (ms) => Promise.race([new Promise<void>((r) => clock.after(ms, r)), killed]),
       env: request.env,
+      ...(request.out ? { out_: new Map<string, Buffer>() } : {}),
+      ...(request.inputs ? { in: new Map(request.inputs.map((f) => [f.path, f.data])) } : {}),
     };
     let exitCode: number | null = 0;
     try {
@@ -119,7 +146,13 @@ export class MemoryExecutor implements Executor {
       this.running--;
     }
     const out = capture.result();
-    return { exitCode: timedOut || aborted ? null : exitCode, ...out, durationMs: clock.now() - started, timedOut, ...(aborted ? { aborted } : {}) };
+    const result: ExecResult = { exitCode: timedOut || aborted ? null : exitCode, ...out, durationMs: clock.now() - started, timedOut, ...(aborted ? { aborted } : {}) };
+    if (io.out_ && request.out && result.exitCode === 0) {
+      result.files = [...io.out_].map(([path, data]) => ({ path, data }));
+      const total = result.files.reduce((n, f) => n + f.data.length, 0);
+      if (total > request.out.maxBytes) result.outError = `the task wrote ${formatBytes(total)} under /out, past its cap of ${formatBytes(request.out.maxBytes)}`;
+    }
+    return result;
   }
 }
 

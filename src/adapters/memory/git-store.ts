@@ -8,6 +8,7 @@
  * repositories). Object ids are SHA-1s of the content, as Git's would be
  * for the same bytes; they are not Git's ids.
  */
+import { gitObjectId } from '../../core/git-ids.js';
 import { createHash } from 'node:crypto';
 import { ZERO_SHA } from '../../core/events.js';
 import { ConflictError, SizeLimitError } from '../../core/errors.js';
@@ -137,9 +138,13 @@ export class MemoryGitStore implements GitStore {
   }
 
   async readFile(repo: string, commit: string, path: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
+    return (await this.readBytes(repo, commit, path, options.maxBytes))?.toString('utf8');
+  }
+
+  async readBytes(repo: string, commit: string, path: string, maxBytes?: number): Promise<Buffer | undefined> {
     const bytes = this.commitOf(repo, commit).files.get(path);
-    if (bytes && options.maxBytes !== undefined && bytes.length > options.maxBytes) throw new SizeLimitError(`${repo}:${path}`, bytes.length, options.maxBytes);
-    return bytes?.toString('utf8');
+    if (bytes && maxBytes !== undefined && bytes.length > maxBytes) throw new SizeLimitError(`${repo}:${path}`, bytes.length, maxBytes);
+    return bytes === undefined ? undefined : Buffer.from(bytes);
   }
 
   async fileSize(repo: string, commit: string, path: string): Promise<number | undefined> {
@@ -158,7 +163,8 @@ export class MemoryGitStore implements GitStore {
       entry.parts.push(`${rest}:${sha1(bytes)}`);
       children.set(name, entry);
     }
-    return [...children].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, e]) => ({ name, type: e.type, oid: sha1(e.parts.sort().join('\n')) }));
+    // A file's id is git's blob id, as a real store gives it; a folder's is a hash of what it holds.
+    return [...children].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, e]) => ({ name, type: e.type, oid: e.type === 'blob' ? gitObjectId('blob', this.commitOf(repo, commit).files.get(prefix + name)!) : sha1(e.parts.sort().join('\n')) }));
   }
 
   async listDir(repo: string, commit: string, path: string): Promise<string[]> {

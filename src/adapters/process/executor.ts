@@ -3,7 +3,10 @@
  * There is no sandbox: a task can do anything the gitjobs user can.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { readTree, removeTree, writeTree } from '../task-files.js';
 import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
 
@@ -20,7 +23,34 @@ export class ProcessExecutor implements Executor {
     return source.dir;
   }
 
-  run(request: ExecRequest): Promise<ExecResult> {
+  /**
+   * A task with files gets folders instead of mounts: `$GITJOBS_OUT` to
+   * write in (its cap checked once it exits) and `$GITJOBS_IN`, read-only.
+   */
+  async run(request: ExecRequest): Promise<ExecResult> {
+    if (!request.out && !request.inputs) return this.spawn(request);
+    const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'gitjobs-files-'));
+    try {
+      const env = { ...request.env };
+      if (request.inputs) {
+        await writeTree(path.join(dir, 'in'), request.inputs);
+        env.GITJOBS_IN = path.join(dir, 'in');
+      }
+      if (request.out) {
+        await fs.promises.mkdir(path.join(dir, 'out'));
+        env.GITJOBS_OUT = path.join(dir, 'out');
+      }
+      const result = await this.spawn({ ...request, env });
+      if (!request.out || result.exitCode !== 0) return result;
+      const back = await readTree(path.join(dir, 'out'), request.out.maxBytes, '$GITJOBS_OUT');
+      const notes = back.notes.map((n) => `gitjobs: ${n}\n`).join('');
+      return { ...result, output: result.output + notes, files: back.files, ...(back.error ? { outError: back.error } : {}) };
+    } finally {
+      await removeTree(dir);
+    }
+  }
+
+  private spawn(request: ExecRequest): Promise<ExecResult> {
     const started = Date.now();
     const capture = new OutputCapture(request.outputCap, request.onOutput);
     return new Promise((resolve) => {

@@ -19,6 +19,8 @@ export type Applied =
 export interface ApplyOptions {
   /** Characters of output kept in the task record (`outputTail`); the whole is in the log file. */
   outputTail: number;
+  /** What the attempt left under /out, committed to done already (collector/task-files.ts). */
+  files?: import('../files.js').TaskFiles;
 }
 
 const DEFAULTS: ApplyOptions = { outputTail: 2048 };
@@ -115,8 +117,9 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     outputTruncated: event.truncated,
     worker: workerOf(event),
   };
-  for (const k of ['notBefore', 'leaseMs', 'stdoutFile', 'error', 'outputTail', 'cacheKey'] as const) delete next[k];
+  for (const k of ['notBefore', 'leaseMs', 'stdoutFile', 'error', 'outputTail', 'cacheKey', 'files'] as const) delete next[k];
   if (error) next.error = error;
+  if (ok && options.files) next.files = options.files;
   // What a later task with the same key may take instead of running (only a success is ever reused).
   if (ok && event.cacheKey) next.cacheKey = event.cacheKey;
   const paths = runPaths(run);
@@ -141,7 +144,11 @@ function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers
     task: next,
     retry,
     changes: [taskChange(paths, next), { path: paths.logFile(task.id), content: event.output }, ...extra],
-    message: commitMessage(transitionSubject(run.id, task.id, 'running', to, detail), ok && event.cacheKey ? { ...trailers, 'Cache-Key': event.cacheKey } : trailers),
+    message: commitMessage(transitionSubject(run.id, task.id, 'running', to, detail), {
+      ...trailers,
+      ...(ok && event.cacheKey ? { 'Cache-Key': event.cacheKey } : {}),
+      ...(next.files ? { 'Files-Commit': next.files.commit } : {}),
+    }),
   };
 }
 

@@ -22,7 +22,8 @@ export interface RunResult {
   value: unknown;
   error?: string;
   /** `output`: the blob id of the stdout the reducer was given, as tracking holds it (see `gitjobs verify`). */
-  tasks: { id: string; state: string; exitCode: number | null | undefined; durationMs: number | undefined; attempts: number; error?: string; reusedFrom?: ReusedFrom; cachedFrom?: ReusedFrom; output?: string }[];
+  /** `files`: what the task left under /out, by path, with each file's blob id (under `<run>/files/<task>/` in done). */
+  tasks: { id: string; state: string; exitCode: number | null | undefined; durationMs: number | undefined; attempts: number; error?: string; reusedFrom?: ReusedFrom; cachedFrom?: ReusedFrom; output?: string; files?: Record<string, string> }[];
   commits: { todo: string; config: string | undefined; tracking: string };
   finishedAt: string;
 }
@@ -114,7 +115,7 @@ export function completeRun(
     ...(run.resultTask ? { resultTask: run.resultTask } : {}),
     value,
     ...(error ? { error } : {}),
-    tasks: ordered.map((t) => ({ id: t.id, state: t.state, exitCode: t.exitCode, durationMs: t.durationMs, attempts: t.attempts, ...(t.error ? { error: t.error } : {}), ...(t.reusedFrom ? { reusedFrom: t.reusedFrom } : {}), ...(t.cachedFrom ? { cachedFrom: t.cachedFrom } : {}), ...(t.stdout !== undefined ? { output: blobId(t.stdout) } : {}) })),
+    tasks: ordered.map((t) => ({ id: t.id, state: t.state, exitCode: t.exitCode, durationMs: t.durationMs, attempts: t.attempts, ...(t.error ? { error: t.error } : {}), ...(t.reusedFrom ? { reusedFrom: t.reusedFrom } : {}), ...(t.cachedFrom ? { cachedFrom: t.cachedFrom } : {}), ...(t.stdout !== undefined ? { output: blobId(t.stdout) } : {}), ...(t.files && t.state === 'succeeded' ? { files: Object.fromEntries(t.files.entries.map((e) => [e.path, e.blob])) } : {}) })),
     commits: { todo: run.todoCommit, config: run.configCommit, tracking: trackingCommit },
     finishedAt: now,
   };

@@ -69,6 +69,7 @@ export function queuedRun(options: QueueRunOptions): { run: RunRecord; tasks: Ta
     ...(t.retry?.backoffMs !== undefined ? { backoffMs: t.retry.backoffMs } : {}),
     ...(t.cache ? { cache: t.cache } : {}),
     ...(needs?.length ? { needs } : {}),
+    ...(t.outBytes ? { outBytes: t.outBytes } : {}),
     argv: t.argv,
     timeoutMs: t.timeoutMs,
     queuedAt: now,

@@ -25,13 +25,13 @@ export const json = (value: unknown): string => JSON.stringify(value, null, 2) +
 export const STDOUT_INLINE = 64 * 1024;
 
 /** What of a task never changes once it is queued: layout 2 writes it once, in `tasks.jsonl`. */
-export type TaskSpec = Pick<TaskRecord, 'id' | 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs' | 'cache' | 'needs'>;
+export type TaskSpec = Pick<TaskRecord, 'id' | 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs' | 'cache' | 'needs' | 'outBytes'>;
 
 /** The task's file: its state (layout 2), or its whole record without stdout kept elsewhere (layout 1). */
 export function taskChange(paths: RunPaths, task: TaskRecord): FileChange {
   const { stdout, ...rest } = task;
   if (paths.layout === 1) return { path: paths.taskFile(task.id), content: json(task.stdoutFile ? rest : task) };
-  const { run, argv, timeoutMs, maxAttempts, retryOn, backoffMs, cache, needs, ...state } = rest;
+  const { run, argv, timeoutMs, maxAttempts, retryOn, backoffMs, cache, needs, outBytes, ...state } = rest;
   return { path: paths.taskFile(task.id), content: json(state) };
 }
 
@@ -54,6 +54,7 @@ export function taskListChange(paths: RunPaths, tasks: TaskRecord[]): FileChange
       ...(t.backoffMs !== undefined ? { backoffMs: t.backoffMs } : {}),
       ...(t.cache ? { cache: t.cache } : {}),
       ...(t.needs?.length ? { needs: t.needs } : {}),
+      ...(t.outBytes ? { outBytes: t.outBytes } : {}),
     } satisfies TaskSpec),
   );
   return { path: paths.taskList!, content: lines.join('\n') + '\n' };

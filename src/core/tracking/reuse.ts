@@ -49,6 +49,8 @@ export function reuseTask(run: RunRecord, queued: TaskRecord, source: ReuseSourc
     ...(record.durationMs !== undefined ? { durationMs: record.durationMs } : {}),
     ...(record.worker ? { worker: record.worker } : {}),
     ...(record.outputTruncated !== undefined ? { outputTruncated: record.outputTruncated } : {}),
+    // Its files stay where they were committed; the run's result copies them into its own folder.
+    ...(record.files ? { files: record.files } : {}),
     ...(hit ? { cachedFrom: from, cacheKey: hit.key, attempts: hit.attempt } : { reusedFrom: from }),
   };
   const paths = runPaths(run);

@@ -1,0 +1,58 @@
+/**
+ * A task with `needs` is given what they left (files.ts): each needed
+ * task's stdout and files, read from tracking and done just before its TODO
+ * message is sent, and carried in it. Past INPUTS_CAP, or when something
+ * cannot be read, the message carries the reason instead and the attempt
+ * fails with it, without running.
+ */
+import type { TodoMessage } from './channels.js';
+import { formatBytes, INPUTS_CAP, inputTree, toWire, type FileData } from './files.js';
+import type { GitStore } from './ports.js';
+import { readRunView, readStdout, repoTree } from './run-reader.js';
+import { runPaths } from './layout.js';
+
+export interface InputRepos {
+  tracking: string;
+  done: string;
+}
+
+/** The message with its task's inputs (or the reason it cannot have them); unchanged for a task without needs. */
+export async function withInputs(store: GitStore, repos: InputRepos, message: TodoMessage, cap = INPUTS_CAP): Promise<TodoMessage> {
+  if (!message.needs?.length || message.inputs || message.inputsError) return message;
+  try {
+    return { ...message, inputs: toWire(await readInputs(store, repos, message.run, message.needs, cap)) };
+  } catch (err) {
+    return { ...message, inputsError: `inputs of ${message.task}: ${(err as Error).message}` };
+  }
+}
+
+async function readInputs(store: GitStore, repos: InputRepos, runId: string, needs: readonly string[], cap: number): Promise<FileData[]> {
+  const source = repoTree(store, repos.tracking);
+  const head = await store.head(repos.tracking);
+  const view = head === undefined ? undefined : await readRunView(source, head, runId);
+  if (!view) throw new Error(`tracking has no run ${runId}`);
+  const paths = runPaths(view.run);
+  const byId = new Map(view.tasks.map((t) => [t.id, t]));
+  const needed: { task: string; stdout: string; files: FileData[] }[] = [];
+  let total = 0;
+  const count = (n: number) => {
+    total += n;
+    if (total > cap) throw new Error(`what it needs comes to more than ${formatBytes(cap)}, the most a task is given under /in`);
+  };
+  for (const id of needs) {
+    const task = byId.get(id);
+    if (!task) throw new Error(`tracking has no task ${id} in ${runId}`);
+    if (task.state !== 'succeeded') throw new Error(`${id} is ${task.state}, not succeeded`);
+    const stdout = await readStdout(source, head!, paths, task);
+    count(Buffer.byteLength(stdout));
+    const files: FileData[] = [];
+    for (const entry of task.files?.entries ?? []) {
+      count(entry.bytes);
+      const data = await store.readBytes(repos.done, task.files!.commit, `${task.files!.dir}/${entry.path}`);
+      if (!data) throw new Error(`${id}'s file ${entry.path} is not in done at ${task.files!.commit.slice(0, 7)}`);
+      files.push({ path: entry.path, data });
+    }
+    needed.push({ task: id, stdout, files });
+  }
+  return inputTree(needed);
+}

@@ -1,0 +1,125 @@
+/**
+ * Files in and out, on in-memory doubles: what a task leaves under /out is
+ * committed to done under its run and named in tracking and result.json; a
+ * task that needs it finds it (and its stdout) under /in; the caps hold;
+ * re-runs and the result cache bring a task's files along.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { runIdFor } from '../../src/core/ids.js';
+import { runPaths } from '../../src/core/layout.js';
+import { filesDir } from '../../src/core/files.js';
+import { gitObjectId } from '../../src/core/git-ids.js';
+import { harness, until, type Harness } from './harness.js';
+
+let h: Harness;
+afterEach(async () => h?.stop());
+
+const DONE = 'tache_termine';
+const finished = (runId: string) => until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+
+async function pushed(name: string, project: object): Promise<string> {
+  const file = `projects/${name}.json`;
+  const id = runIdFor(file, await h.push({ [file]: JSON.stringify(project) }));
+  await finished(id);
+  return id;
+}
+
+const doneFile = async (path: string) => h.store.readFile(DONE, (await h.store.head(DONE))!, path);
+const resultOf = async (id: string) => JSON.parse((await doneFile(runPaths((await h.run(id))!.run).resultJson))!) as { state: string; value: unknown; error?: string; tasks: { id: string; files?: Record<string, string> }[] };
+
+describe('files in and out', () => {
+  it('committed to done, named by blob id, and given to what needs them under /in', async () => {
+    h = await harness();
+    const id = await pushed('parts', {
+      out: true,
+      tasks: [
+        { id: 'p{n}', run: 'echo {n}; put part.txt part {n}; put deep/x.txt x', matrix: { n: [1, 2, 3] } },
+        { id: 'sum', run: 'sumin; get p2/files/part.txt; get p3/files/deep/x.txt', needs: ['p{n}'], out: false },
+      ],
+      result: 'sum',
+    });
+    const view = (await h.run(id))!;
+    expect(view.run.state).toBe('succeeded');
+    const p2 = view.tasks.find((t) => t.id === 'p2')!;
+    expect(p2.files!.dir).toBe(filesDir(view.run, 'p2'));
+    expect(p2.files!.entries).toEqual([
+      { path: 'deep/x.txt', blob: gitObjectId('blob', 'x\n'), bytes: 2 },
+      { path: 'part.txt', blob: gitObjectId('blob', 'part 2\n'), bytes: 7 },
+    ]);
+    // In done, in the commit tracking names, and in the run's folder.
+    expect(await h.store.readFile(DONE, p2.files!.commit, `${p2.files!.dir}/part.txt`)).toBe('part 2\n');
+    expect(await doneFile(`${filesDir(view.run, 'p3')}/deep/x.txt`)).toBe('x\n');
+    // The dependent read them: its stdout is the run's result.
+    expect(await doneFile(runPaths(view.run).resultText)).toBe('6\npart 2\nx\n');
+    const result = await resultOf(id);
+    expect(result.tasks.find((t) => t.id === 'p1')!.files).toEqual({ 'deep/x.txt': gitObjectId('blob', 'x\n'), 'part.txt': gitObjectId('blob', 'part 1\n') });
+    expect(result.tasks.find((t) => t.id === 'sum')!.files).toBeUndefined();
+    // The sum task had no /out, and its inputs were laid out as /in shows them.
+    const sum = h.executor.started.find((r) => r.env.GITJOBS_TASK === 'sum')!;
+    expect(sum.out).toBeUndefined();
+    expect(sum.inputs!.map((f) => f.path).sort()).toEqual(['p1/files/deep/x.txt', 'p1/files/part.txt', 'p1/stdout', 'p2/files/deep/x.txt', 'p2/files/part.txt', 'p2/stdout', 'p3/files/deep/x.txt', 'p3/files/part.txt', 'p3/stdout']);
+    expect(h.executor.started.find((r) => r.env.GITJOBS_TASK === 'p1')!.out).toEqual({ maxBytes: 64 * 1024 * 1024 });
+    // The commits say what they hold.
+    const subjects = (await h.store.log(DONE)).map((c) => c.message.split('\n')[0]);
+    expect(subjects).toContain(`${id}/p1: 2 files from /out (9 B, attempt 1)`);
+    const trackingLog = await h.store.log('tache_suivi');
+    expect(trackingLog.find((c) => c.message.startsWith(`${id}/p2: running -> succeeded`))!.message).toContain(`Files-Commit: ${p2.files!.commit}`);
+  });
+
+  it('past its cap the task fails saying so, and nothing of it is kept', async () => {
+    h = await harness();
+    const id = await pushed('capped', { tasks: [{ id: 'big', run: 'put a.txt 0123456789 0123456789', out: 16 }] });
+    const view = (await h.run(id))!;
+    const big = view.tasks[0]!;
+    expect(big.state).toBe('failed');
+    expect(big.error).toBe('the task wrote 22 B under /out, past its cap of 16 B');
+    expect(big.files).toBeUndefined();
+    expect(await doneFile(`${filesDir(view.run, 'big')}/a.txt`)).toBeUndefined();
+  });
+
+  it('a failed task leaves no files; its dependents are skipped', async () => {
+    h = await harness();
+    const id = await pushed('failing', { tasks: [{ id: 'a', run: 'put a.txt A; exit 3', out: true }, { id: 'b', run: 'sumin', needs: ['a'] }] });
+    const view = (await h.run(id))!;
+    expect(view.tasks.map((t) => [t.id, t.state, t.files])).toEqual([['a', 'failed', undefined], ['b', 'skipped', undefined]]);
+    expect(await doneFile(`${filesDir(view.run, 'a')}/a.txt`)).toBeUndefined();
+  });
+
+  it('a project caps /out for its tasks; a task may ask for less, never more', async () => {
+    h = await harness();
+    await pushed('caps', { out: '1k', tasks: [{ id: 'a', run: 'true' }, { id: 'b', run: 'true', out: 100 }, { id: 'c', run: 'true', out: '2k' }, { id: 'd', run: 'true', out: false }] });
+    const caps = Object.fromEntries(h.executor.started.map((r) => [r.env.GITJOBS_TASK, r.out?.maxBytes]));
+    expect(caps).toEqual({ a: 1024, b: 100, c: 1024, d: undefined });
+  });
+
+  it('a re-run of the failed part brings the reused tasks\' files into its own folder', async () => {
+    let fixed = false;
+    h = await harness({ programs: { flaky: (_args, io) => (fixed ? (io.out('ok\n'), 0) : 1) } });
+    const id = await pushed('again', { tasks: [{ id: 'a', run: 'echo 5; put a.txt A', out: true }, { id: 'b', run: 'flaky' }, { id: 'c', run: 'sumin; get a/files/a.txt', needs: ['a', 'b'] }], result: 'c' });
+    expect((await h.run(id))!.run.state).toBe('failed');
+    fixed = true;
+    expect(await h.dispatcher.rerun(id, { failed: true })).toMatchObject({ outcome: 'queued', reused: 1 });
+    const again = (await finished(`${id}.r1`))!;
+    expect(again.run.state).toBe('succeeded');
+    const a = again.tasks.find((t) => t.id === 'a')!;
+    expect(a.reusedFrom?.run).toBe(id);
+    // Its files are where they were committed; the re-run's folder gets a copy with its result.
+    expect(a.files!.dir).toBe(filesDir((await h.run(id))!.run, 'a'));
+    expect(await doneFile(`${filesDir(again.run, 'a')}/a.txt`)).toBe('A\n');
+    expect(await doneFile(runPaths(again.run).resultText)).toBe('5\nA\n');
+    expect((await resultOf(`${id}.r1`)).tasks.find((t) => t.id === 'a')!.files).toEqual({ 'a.txt': gitObjectId('blob', 'A\n') });
+  });
+
+  it('inputs past the cap: the dependent fails saying so, without running', async () => {
+    h = await harness({ settings: {} });
+    const { withInputs } = await import('../../src/core/inputs.js');
+    const id = await pushed('inputs', { tasks: [{ id: 'a', run: 'echo 0123456789; put a.txt A', out: true }, { id: 'b', run: 'sumin', needs: ['a'] }] });
+    const b = (await h.run(id))!.tasks.find((t) => t.id === 'b')!;
+    expect(b.state).toBe('succeeded');
+    const message = { v: 1 as const, run: id, task: 'b', attempt: 1, worker: 'default', argv: ['sumin'], timeoutMs: 1000, limits: { memoryBytes: 1, nanoCpus: 1, pids: 1 }, config: { url: '', commit: '' }, todoCommit: '', needs: ['a'] };
+    expect((await withInputs(h.store, { tracking: 'tache_suivi', done: DONE }, message, 8)).inputsError).toBe('inputs of b: what it needs comes to more than 8 B, the most a task is given under /in');
+    expect((await withInputs(h.store, { tracking: 'tache_suivi', done: DONE }, { ...message, needs: ['zz'] })).inputsError).toBe(`inputs of b: tracking has no task zz in ${id}`);
+    const given = await withInputs(h.store, { tracking: 'tache_suivi', done: DONE }, message);
+    expect(given.inputs!.map((f) => [f.path, Buffer.from(f.data, 'base64').toString()])).toEqual([['a/stdout', '0123456789\n'], ['a/files/a.txt', 'A\n']]);
+  });
+});
