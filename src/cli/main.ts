@@ -66,9 +66,9 @@ Usage:
   gitjobs verify RUN [--tracking PATH] [--done PATH] [--url URL]
       Check a run from plain clones of tracking and done (cloned from the
       server's Git host unless given as local paths): every task's commits
-      form an allowed path to its recorded state, each output is the blob
-      result.json names, the result is what those outputs reduce to, and the
-      commits named exist. Exits 0, or 1 listing each difference.
+      form an allowed path to its recorded state, each output and file is the
+      blob result.json names, the result is what those outputs reduce to, and
+      the commits named exist. Exits 0, or 1 listing each difference.
   gitjobs bisect RUN TASK --good CONFIG_COMMIT --bad CONFIG_COMMIT [--timeout 30m] [--url URL]
       Which config commit broke TASK: runs it again (a re-run of RUN with that
       one task, recorded like any run) at config commits between the two,
@@ -116,6 +116,15 @@ cancel, rerun and the queue services need it; without it, only loopback clients 
 or change anything. With --forge the built-in host mirrors the forge's repositories, and
 every request to it follows that rule (workers send the token to fetch config). The webhook
 secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
+
+Project files (projects/*.json in the todo repository; README "Projects"):
+  {"tasks": [{"id": "a", "run": "echo hi"}, ...]}, {"nqueens": {"n": 12}}, or the prototype's array.
+  Per project or task: timeout, retry {max, on_exit, on_timeout, backoff} (or retries N), cache,
+  out (true or a size up to 64m: files the task writes under /out, $GITJOBS_OUT, are
+  committed to done under <run>/files/<task>/). Per task: matrix (with include, exclude),
+  needs (waits for those tasks; finds their stdout and files read-only under
+  /in/<task>/, $GITJOBS_IN). Per project: worker, limits, reduce | result (a task whose
+  stdout is the result), fail_fast, parallel N, schedule (cron, UTC).
 `;
 
 type Run = (values: Record<string, string | boolean | undefined>, positionals: string[]) => Promise<number>;

@@ -9,7 +9,9 @@
  *  - each output named in result.json is the blob tracking holds for that
  *    task now (a byte changed in a committed log is a different blob);
  *  - the result is what the reducer gives on those outputs;
- *  - the commits result.json and the run name exist in the clones.
+ *  - the commits result.json and the run name exist in the clones;
+ *  - each file result.json lists for a task is in done, in the run's
+ *    folder, as that blob, and is the one tracking's record names.
  *
  * Each difference is a line that says what and where.
  */
@@ -17,6 +19,7 @@ import { blobId } from './git-ids.js';
 import type { RunRecord } from './run.js';
 import { canTransition, TASK_STATES, type TaskRecord, type TaskState } from './task.js';
 import { completeRun, type RunResult } from './tracking/complete-run.js';
+import { filesDir } from './files.js';
 
 export interface VerifyInput {
   runId: string;
@@ -30,6 +33,8 @@ export interface VerifyInput {
   resultText: string | undefined;
   trackingHasCommit: (sha: string) => Promise<boolean>;
   doneHasCommit: (sha: string) => Promise<boolean>;
+  /** The blob id of a file in done at its head, if it is there. */
+  doneBlob?: (path: string) => Promise<string | undefined>;
 }
 
 const ARROW = /^(\w+) -> (\w+)(?: \(|$)/;
@@ -81,6 +86,7 @@ export async function verifyRun(input: VerifyInput): Promise<string[]> {
     if (r.output !== undefined && t.stdout !== undefined && r.output !== blobId(t.stdout)) {
       problems.push(`${r.id}: its output in tracking is blob ${blobId(t.stdout).slice(0, 12)}, result.json names ${r.output.slice(0, 12)}`);
     }
+    problems.push(...(await fileProblems(input, r, t)));
   }
   if (!(await input.trackingHasCommit(result.commits.tracking))) problems.push(`result.json names tracking commit ${result.commits.tracking}, which the tracking clone does not have`);
   if (run.doneCommit && !(await input.doneHasCommit(run.doneCommit))) problems.push(`tracking names done commit ${run.doneCommit}, which the done clone does not have`);
@@ -90,6 +96,21 @@ export async function verifyRun(input: VerifyInput): Promise<string[]> {
     const text = again.resultChanges[1]!.content as string;
     if (input.resultText !== undefined && text !== input.resultText) problems.push(`result.txt is not what reducing tracking's outputs gives (${firstDifference(text, input.resultText)})`);
     if (JSON.stringify(again.result.value) !== JSON.stringify(result.value)) problems.push(`result.json's value is not what reducing tracking's outputs gives`);
+  }
+  return problems;
+}
+
+/** A task's files: result.json, tracking's record and done's tree must name the same blobs. */
+async function fileProblems(input: VerifyInput, r: RunResult['tasks'][number], t: TaskRecord): Promise<string[]> {
+  const problems: string[] = [];
+  const listed = r.files ?? {};
+  const recorded = Object.fromEntries((t.files?.entries ?? []).map((e) => [e.path, e.blob]));
+  if (JSON.stringify(listed) !== JSON.stringify(t.state === 'succeeded' ? recorded : {})) problems.push(`${r.id}: result.json lists files ${JSON.stringify(listed)}, tracking records ${JSON.stringify(recorded)}`);
+  if (!input.doneBlob) return problems;
+  for (const [path, blob] of Object.entries(listed)) {
+    const where = `${filesDir(input.run, r.id)}/${path}`;
+    const found = await input.doneBlob(where);
+    if (found !== blob) problems.push(`${r.id}: ${where} in done is ${found ? `blob ${found.slice(0, 12)}` : 'missing'}, result.json names ${blob.slice(0, 12)}`);
   }
   return problems;
 }

@@ -91,3 +91,26 @@ describe('verify, more', () => {
     expect(await verifyRun({ ...base, tasks })).toEqual([]);
   });
 });
+
+describe('verify, files', () => {
+  const files = { commit: 'dn0', dir: 'runs/x/y/v-1/files/a', entries: [{ path: 'out.txt', blob: blobId('o\n'), bytes: 2 }] };
+  const withFiles = (blobs: Record<string, string>, recorded = files) => {
+    const tasks = [{ ...done('a', 'A\n'), files: recorded }, done('b', 'B\n')];
+    const c = completeRun({ ...q.run, state: 'running' }, tasks, 'trk', 'f');
+    return input({ tasks, result: c.result, run: { ...c.run, doneCommit: 'dn' }, doneBlob: async (path) => blobs[path] });
+  };
+
+  it('finds each file result.json lists in the run folder in done, as that blob', async () => {
+    const dir = (await import('../../src/core/files.js')).filesDir(q.run, 'a');
+    expect(await verifyRun(withFiles({ [`${dir}/out.txt`]: blobId('o\n') }))).toEqual([]);
+    expect(await verifyRun(withFiles({ [`${dir}/out.txt`]: blobId('changed\n') }))).toEqual([`a: ${dir}/out.txt in done is blob ${blobId('changed\n').slice(0, 12)}, result.json names ${blobId('o\n').slice(0, 12)}`]);
+    expect(await verifyRun(withFiles({}))).toEqual([`a: ${dir}/out.txt in done is missing, result.json names ${blobId('o\n').slice(0, 12)}`]);
+  });
+
+  it('finds a result.json whose files are not the ones tracking recorded', async () => {
+    const dir = (await import('../../src/core/files.js')).filesDir(q.run, 'a');
+    const good = withFiles({ [`${dir}/out.txt`]: blobId('o\n') });
+    const tasks = [{ ...good.tasks[0]!, files: { ...files, entries: [{ path: 'out.txt', blob: blobId('x\n'), bytes: 2 }] } }, good.tasks[1]!];
+    expect(await verifyRun({ ...good, tasks })).toContainEqual(`a: result.json lists files {"out.txt":"${blobId('o\n')}"}, tracking records {"out.txt":"${blobId('x\n')}"}`);
+  });
+});

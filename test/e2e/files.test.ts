@@ -6,6 +6,7 @@
  * caps enforced by the container's own file system.
  */
 import Docker from 'dockerode';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,15 @@ describe.each(['docker', 'process'] as const)('files in and out (%s executor)', 
     expect(git(dir, 'rev-parse', `HEAD:${filesDir(run, 'make')}/notes/hello.txt`).trim()).toBe(make.files!.entries[0]!.blob);
     expect(git(dir, 'log', '-1', '--format=%s', make.files!.commit).trim()).toBe(`${runId}/make: 2 files from /out (16 B, attempt 1)`);
     git(dir, 'fsck', '--strict');
+    // `gitjobs verify` finds every file result.json names in the run's folder, as that blob; one byte changed is found.
+    const tracking = await stack.clone(stack.settings.repos.tracking);
+    const verify = () => spawnSync(process.execPath, ['dist/cli/main.js', 'verify', runId, '--tracking', tracking, '--done', dir], { encoding: 'utf8' });
+    expect(verify().stdout).toContain(`${runId}: verified 2 tasks (succeeded)`);
+    expect(verify().status).toBe(0);
+    fs.writeFileSync(path.join(dir, filesDir(run, 'make'), 'numbers.txt'), '1\n2\n3\n4\n6\n');
+    git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'tamper');
+    expect(verify().status).toBe(1);
+    expect(verify().stdout).toContain(`make: ${filesDir(run, 'make')}/numbers.txt in done is blob`);
 
     // /in is read-only to the task (in a container; the process executor runs as whoever runs it).
     if (executor === 'docker') {

@@ -53,12 +53,13 @@ export async function verifyCommand(flags: Flags, positionals: string[]): Promis
       resultText,
       trackingHasCommit: (sha) => tracking.hasCommit(sha),
       doneHasCommit: (sha) => done.hasCommit(sha),
+      ...(doneHead ? { doneBlob: (file: string) => done.blobId(doneHead, file) } : {}),
     });
     if (problems.length) {
       process.stdout.write(`${runId}: ${problems.length} difference${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `- ${p}`).join('\n')}\n`);
       return 1;
     }
-    process.stdout.write(`${runId}: verified ${tasks.length} task${tasks.length === 1 ? '' : 's'} (${view.run.state}): every transition allowed, outputs are the blobs result.json names, the result is what they reduce to, the commits named exist\n`);
+    process.stdout.write(`${runId}: verified ${tasks.length} task${tasks.length === 1 ? '' : 's'} (${view.run.state}): every transition allowed, outputs and files are the blobs result.json names, the result is what they reduce to, the commits named exist\n`);
     return 0;
   } finally {
     tracking.close();
