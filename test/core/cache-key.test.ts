@@ -34,6 +34,8 @@ describe('cacheKey', () => {
       { limits: { ...parts.limits, pids: 64 } },
       { timeoutMs: 59_000 },
       { inputs: ['e'.repeat(40)] },
+      { inputs: [`a/stdout:${'e'.repeat(40)}`, `a/files/x:${'f'.repeat(40)}`] },
+      { outBytes: 1024 },
     ];
     const keys = new Set([cacheKey(parts), ...changed.map((c) => cacheKey({ ...parts, ...c }))]);
     expect(keys.size).toBe(changed.length + 1);

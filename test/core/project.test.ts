@@ -100,3 +100,30 @@ describe('parseProject', () => {
     expect(problems('projects/dup.json', JSON.stringify([{ cmd: 'echo', id_task: '0', phrase: 'a' }, { cmd: 'echo', id_task: 0, phrase: 'b' }]))).toContain('$[1].id_task: duplicate task id "0"');
   });
 });
+
+describe('out: files a task may write under /out', () => {
+  const parse = (p: object) => parseProject('projects/o.json', JSON.stringify(p));
+  const caps = (p: object) => Object.fromEntries(parse(p).tasks.map((t) => [t.id, t.outBytes]));
+
+  it('is off unless asked for; true is 64 MiB; a size is that size; the project caps its tasks', () => {
+    expect(caps({ tasks: [{ id: 'a', run: 'x' }] })).toEqual({ a: undefined });
+    expect(caps({ tasks: [{ id: 'a', run: 'x', out: true }, { id: 'b', run: 'x', out: '16m' }, { id: 'c', run: 'x', out: 1000 }, { id: 'd', run: 'x', out: false }] })).toEqual({ a: 64 * 1024 * 1024, b: 16 * 1024 * 1024, c: 1000, d: undefined });
+    expect(caps({ out: '1m', tasks: [{ id: 'a', run: 'x' }, { id: 'b', run: 'x', out: true }, { id: 'c', run: 'x', out: '2m' }, { id: 'd', run: 'x', out: '1k' }, { id: 'e', run: 'x', out: false }] })).toEqual({ a: 1 << 20, b: 1 << 20, c: 1 << 20, d: 1024, e: undefined });
+    expect(caps({ out: true, tasks: [{ id: 't-{n}', run: 'x', matrix: { n: [1, 2] } }] })).toEqual({ 't-1': 64 << 20, 't-2': 64 << 20 });
+    expect(caps({ out: '2m', nqueens: { n: 6, tasks: 2 } })).toEqual({ 0: 2 << 20, 1: 2 << 20 });
+  });
+
+  it('is refused past 64m or when it is not a size, naming where', () => {
+    const problems = (p: object) => {
+      try {
+        parse(p);
+      } catch (err) {
+        return (err as ProjectError).problems;
+      }
+      throw new Error('expected a ProjectError');
+    };
+    expect(problems({ tasks: [{ id: 'a', run: 'x', out: '65m' }] })).toEqual([{ path: '$.tasks[0].out', message: 'expected true, false or a size of at most 64m, such as "16m"' }]);
+    expect(problems({ out: 'lots', tasks: [{ id: 'a', run: 'x' }] })).toEqual([{ path: '$.out', message: 'expected true, false or a size of at most 64m, such as "16m"' }]);
+    expect(problems({ tasks: [{ id: 'a', run: 'x', out: null }] })).toEqual([{ path: '$.tasks[0].out', message: 'expected true, false or a size such as "16m"' }]);
+  });
+});

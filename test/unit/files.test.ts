@@ -122,4 +122,26 @@ describe('files in and out', () => {
     const given = await withInputs(h.store, { tracking: 'tache_suivi', done: DONE }, message);
     expect(given.inputs!.map((f) => [f.path, Buffer.from(f.data, 'base64').toString()])).toEqual([['a/stdout', '0123456789\n'], ['a/files/a.txt', 'A\n']]);
   });
+
+  it('the result cache: a hit brings its files along; what a task needs is part of its key, what it ran is not', async () => {
+    h = await harness();
+    const ran = () => h.executor.started.map((r) => `${r.env.GITJOBS_RUN!.split('-')[0]}/${r.env.GITJOBS_TASK}`);
+    const project = (a: string) => ({ cache: true, tasks: [{ id: 'a', run: a, out: true }, { id: 'b', run: 'sumin; get a/files/a.txt', needs: ['a'], out: true }], result: 'b' });
+    const one = await pushed('one', project('echo 1; put a.txt A'));
+    const two = await pushed('two', project('echo 1; put a.txt A'));
+    expect(ran()).toEqual(['one/a', 'one/b']);
+    const view = (await h.run(two))!;
+    expect(view.tasks.map((t) => t.cachedFrom?.run)).toEqual([one, one]);
+    // The files are copied into the run's own folder, and the result is whole.
+    expect(await doneFile(`${filesDir(view.run, 'a')}/a.txt`)).toBe('A\n');
+    expect(await doneFile(runPaths(view.run).resultText)).toBe('1\nA\n');
+    expect((await resultOf(two)).tasks[0]!.files).toEqual({ 'a.txt': gitObjectId('blob', 'A\n') });
+    // Another command that leaves the same stdout and files: a runs, b takes its result from the cache.
+    const three = await pushed('three', project('echo 1;  put a.txt A'));
+    expect(ran().slice(2)).toEqual(['three/a']);
+    expect((await h.run(three))!.tasks[1]!.cachedFrom?.run).toBe(one);
+    // Another file: both run.
+    await pushed('four', project('echo 1; put a.txt Z'));
+    expect(ran().slice(3)).toEqual(['four/a', 'four/b']);
+  });
 });
