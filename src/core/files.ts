@@ -21,7 +21,7 @@ export const OUT_CAP_MAX = 64 * 1024 * 1024;
 /** The most files a task may leave under /out. */
 export const OUT_FILES_MAX = 1000;
 /** The most a task's inputs (stdout and files of what it needs) may come to: they travel in its TODO message. */
-export const INPUTS_CAP = 96 * 1024 * 1024;
+export const INPUTS_CAP = 64 * 1024 * 1024;
 
 /** A file a task wrote, or one it is given: path relative to /out (or /in), and its bytes. */
 export interface FileData {
