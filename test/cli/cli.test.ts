@@ -226,7 +226,7 @@ describe('gitjobs CLI', () => {
     // verify from clones: all holds; then one byte of a committed log changed in a clone of tracking is found.
     const ok = await cli(['verify', `${first}.r1`, '--url', url]);
     expect([ok.code, ok.stderr]).toEqual([0, '']);
-    expect(ok.stdout).toBe(`${first}.r1: verified 3 tasks (succeeded): every transition allowed, outputs are the blobs result.json names, the result is what they reduce to, the commits named exist\n`);
+    expect(ok.stdout).toBe(`${first}.r1: verified 3 tasks (succeeded): every transition allowed, outputs and files are the blobs result.json names, the result is what they reduce to, the commits named exist\n`);
     const clone = tmpdir('cli-verify');
     await gitAsync(clone, 'clone', '-q', `${url}/git/tache_suivi.git`, '.');
     const logFile = git(clone, 'ls-files').split('\n').find((f) => f.includes(`/${first}.r1/`) && f.endsWith('/c.log'))!;

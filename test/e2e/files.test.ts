@@ -6,7 +6,7 @@
  * caps enforced by the container's own file system.
  */
 import Docker from 'dockerode';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,20 @@ describe.each(['docker', 'process'] as const)('files in and out (%s executor)', 
     git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'tamper');
     expect(verify().status).toBe(1);
     expect(verify().stdout).toContain(`make: ${filesDir(run, 'make')}/numbers.txt in done is blob`);
+
+    // The same project through `gitjobs submit --wait`, as a user with the CLI.
+    if (executor === 'docker') {
+      // Not spawnSync: the server runs in this process, and must answer meanwhile.
+      const submitted = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, ['dist/cli/main.js', 'submit', 'repos-template/todo/examples/files.json', '--as', 'files-submitted', '--wait', '--url', stack.running.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d));
+        child.stderr.on('data', (d: Buffer) => (out += d));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+      expect(submitted.out).toContain('making\nsum 15\nhello\n');
+      expect(submitted.code).toBe(0);
+    }
 
     // /in is read-only to the task (in a container; the process executor runs as whoever runs it).
     if (executor === 'docker') {
