@@ -151,6 +151,10 @@ async function main() {
     rows.push([`    speed-up${each(perWorker, 2, 'x')}`, `${fmt(median(perWorker), 2)}x`, '≥ 1.8x', median(perWorker) >= 1.8]);
   }
 
+  if (rows.length === 0) {
+    process.stdout.write('gitjobs bench: every section was skipped; nothing measured (N-Queens runs on Docker: it needs the docker section)\n');
+    return;
+  }
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(6, ...rows.map((r) => r[1].length)), Math.max(8, ...rows.map((r) => r[2].length))];
   const line = (r: Row) => `${r[0].padEnd(w[0]!)}  ${r[1].padStart(w[1]!)}  ${r[2].padStart(w[2]!)}${r[3] === undefined ? '' : r[3] ? '  met' : '  MISSED'}`;
   process.stdout.write(`gitjobs bench — ${os.cpus().length} cores, node ${process.version}\n\n`);

@@ -152,7 +152,13 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
   if (reused.length) await Promise.all(reused.map((r) => store.commit(tracking, { changes: r.changes, message: r.message })));
   const candidates = await candidatesFor(ctx.resultCache, queued.run, log);
   // Publishes go out together and are confirmed together, not one round trip each.
-  await Promise.all(toRun.map(async (task) => ctx.queue.publish('todo', await withInputs(store, settings.repos, todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task))))));
+  // A task with needs is sent with their outputs as inputs (a re-run that reuses what it needs); the rest as they are.
+  await Promise.all(
+    toRun.map((task) => {
+      const message = todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task));
+      return message.needs ? withInputs(store, settings.repos, message).then((m) => ctx.queue.publish('todo', m)) : ctx.queue.publish('todo', message);
+    }),
+  );
   // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
   const paths = runPaths(queued.run);
   const n = toRun.length;
