@@ -95,7 +95,7 @@ export interface Running {
 export async function up(options: UpOptions): Promise<Running> {
   const { settings, logger } = options;
   const { tracking, done, todo, config } = settings.repos;
-  const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger });
+  const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger, maxMessageBytes: settings.maxMessageBytes });
   const teardown = new Teardown(logger);
   teardown.add(() => queue.close());
   try {

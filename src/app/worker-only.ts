@@ -43,7 +43,7 @@ export async function workerOnly(options: WorkerProcessOptions): Promise<{ stop(
   const executor = options.quiet && options.executor === 'process' ? new ProcessExecutor() : await createExecutor(options.executor, settings, logger, path.join(cacheDir, 'builds'));
   await executor.check();
   // A worker declares no queue: they are gitjobs up's, which then knows when they were lost.
-  const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger, role: 'member' });
+  const queue = await AmqpQueue.connect({ url: options.amqpUrl, queues: settings.queues, log: logger, role: 'member', maxMessageBytes: settings.maxMessageBytes });
   const sources = new ConfigSource(cacheDir, settings.branch, options.apiToken);
   const worker = await startWorker({ queue, executor, sources, workers: options.workers, settings, logger });
   return {

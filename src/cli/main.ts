@@ -97,6 +97,9 @@ Common options:
                         attempt again only if no worker has reported it for three heartbeats.
   --result-cap SIZE     stdout a run's tasks may give its result, all together (env GITJOBS_RESULT_CAP,
                         default 64MiB); past it the run ends failed, naming the cap
+  --max-message SIZE    the largest message RabbitMQ takes (env GITJOBS_MAX_MESSAGE, default 128MiB, as
+                        RabbitMQ 3's max_message_size; 4.x has 16MiB). Task files travel in messages:
+                        past it a task's files or inputs fail it, saying so
   --push-files N        project files one push may add or change (env GITJOBS_PUSH_FILES, default
                         100); past it one rejected record names the rule and none of them run
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
@@ -177,8 +180,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`gitjobs ${name}: ${(err as Error).message}\nSee \`gitjobs --help\`.\n`);
       return 2;
     }
-    if (err instanceof SubmitError) {
-      process.stderr.write(`gitjobs ${name}: ${err.message}\n`);
+    // The server's answer (or that there is none) is the message: no stack trace.
+    if (err instanceof SubmitError || (err as Error).name === 'ApiError') {
+      process.stderr.write(`gitjobs ${name}: ${(err as Error).message}\n`);
       return 1;
     }
     process.stderr.write(`gitjobs ${name}: ${(err as Error).stack ?? String(err)}\n`);

@@ -17,6 +17,7 @@ export const COMMON_FLAGS = {
   'log-level': { type: 'string' },
   'consumer-timeout': { type: 'string' },
   'result-cap': { type: 'string' },
+  'max-message': { type: 'string' },
   'push-files': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -80,6 +81,7 @@ export function settingsFrom(flags: Flags, env = process.env): Settings {
     heartbeatMs: durationSetting(flags, 'heartbeat', env.GITJOBS_HEARTBEAT, d.heartbeatMs),
     resultCap: bytesSetting(flags, 'result-cap', env.GITJOBS_RESULT_CAP, d.resultCap),
     pushFiles: countSetting(flags, 'push-files', env.GITJOBS_PUSH_FILES, d.pushFiles),
+    maxMessageBytes: bytesSetting(flags, 'max-message', env.GITJOBS_MAX_MESSAGE, d.maxMessageBytes),
   };
 }
 

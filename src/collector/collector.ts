@@ -36,7 +36,7 @@ import { emptyReport, recoverRun, type RecoveryReport } from './recovery.js';
 import { Retries } from './retries.js';
 import { RunBook } from './run-book.js';
 import { Step } from './step.js';
-import { withInputs } from '../core/inputs.js';
+import { sendWithInputs } from '../core/inputs.js';
 
 export type { CancelOutcome } from './cancel.js';
 export type { RecoveryReport } from './recovery.js';
@@ -66,7 +66,7 @@ export class Collector {
     const { store, queue, settings, configUrl, log, observer } = options;
     this.clock = options.clock ?? systemClock;
     this.book = new RunBook(store, settings.repos.tracking, settings.resultCap);
-    this.retries = new Retries({ queue, clock: this.clock, settings, configUrl, log, inputs: (m) => withInputs(store, settings.repos, m) });
+    this.retries = new Retries({ queue, clock: this.clock, settings, configUrl, log, send: (m) => sendWithInputs(queue, store, settings.repos, m) });
     const completion = new Completion({ store, settings, clock: this.clock, ...(observer ? { observer } : {}), ...(options.onRunFinished ? { onRunFinished: options.onRunFinished } : {}) });
     const readResult = async (from: ReusedFrom): Promise<ReuseSource | undefined> => {
       const source = repoTree(store, settings.repos.tracking);

@@ -21,8 +21,8 @@ export interface RetriesOptions {
   settings: Settings;
   configUrl: string;
   log: Logger;
-  /** Gives a task with needs its inputs (core/inputs.ts), just before its message is sent. */
-  inputs?: (message: TodoMessage) => Promise<TodoMessage>;
+  /** Sends a task's message, with its inputs when it has needs (core/inputs.ts sendWithInputs). */
+  send?: (message: TodoMessage) => Promise<void>;
 }
 
 export class Retries {
@@ -59,9 +59,9 @@ export class Retries {
 
   /** Sends a TODO message after `delayMs` (now when it is not positive). A failure is logged: the next start recovers it. */
   sendLater(message: TodoMessage, delayMs: number): void {
-    const { inputs } = this.options;
+    const publish = this.options.send ?? ((m: TodoMessage) => this.options.queue.publish('todo', m));
     const send = () =>
-      (inputs ? inputs(message) : Promise.resolve(message)).then((m) => this.options.queue.publish('todo', m)).catch((err: Error) => this.options.log.error({ run: message.run, task: message.task, err: err.message }, 'could not queue a retry; the next start recovers it'));
+      publish(message).catch((err: Error) => this.options.log.error({ run: message.run, task: message.task, err: err.message }, 'could not queue a retry; the next start recovers it'));
     if (delayMs <= 0) {
       void send();
       return;

@@ -1,3 +1,4 @@
+import { formatBytes } from './files.js';
 /** Typed errors: each says what went wrong and, where it can, what to do. */
 
 /** A project file that cannot run. `path` is a JSON path such as `$.tasks[1].run`. */
@@ -73,6 +74,18 @@ export async function retryOnConflict<T>(step: () => Promise<T>, onConflict: (er
 }
 
 /** A file too large to read whole (a decompression bomb, a runaway output): refused before it is read. */
+/** A message larger than the broker takes (GITJOBS_MAX_MESSAGE): refused before it is sent, so that the channel is not closed over it. */
+export class MessageTooLargeError extends Error {
+  override readonly name = 'MessageTooLargeError';
+  constructor(
+    readonly queue: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`a ${queue} message of ${formatBytes(size)} is more than the broker takes, ${formatBytes(limit)} (GITJOBS_MAX_MESSAGE, which must not exceed RabbitMQ's max_message_size)`);
+  }
+}
+
 export class SizeLimitError extends Error {
   override readonly name = 'SizeLimitError';
   constructor(

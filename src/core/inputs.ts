@@ -7,7 +7,8 @@
  */
 import type { TodoMessage } from './channels.js';
 import { formatBytes, INPUTS_CAP, inputTree, toWire, type FileData } from './files.js';
-import type { GitStore } from './ports.js';
+import type { GitStore, Queue } from './ports.js';
+import { MessageTooLargeError } from './errors.js';
 import { readRunView, readStdout, repoTree } from './run-reader.js';
 import { runPaths } from './layout.js';
 
@@ -55,4 +56,21 @@ async function readInputs(store: GitStore, repos: InputRepos, runId: string, nee
     needed.push({ task: id, stdout, files });
   }
   return inputTree(needed);
+}
+
+/**
+ * Sends a task's TODO message with its inputs; when they make it larger than
+ * the broker takes, it is sent without them, carrying the reason, and the
+ * attempt fails saying so.
+ */
+export async function sendWithInputs(queue: Queue, store: GitStore, repos: InputRepos, message: TodoMessage): Promise<void> {
+  if (!message.needs?.length) return queue.publish('todo', message);
+  const full = await withInputs(store, repos, message);
+  try {
+    await queue.publish('todo', full);
+  } catch (err) {
+    if (!(err instanceof MessageTooLargeError)) throw err;
+    const { inputs: _, ...rest } = full;
+    await queue.publish('todo', { ...rest, inputsError: `inputs of ${message.task}: ${err.message}` });
+  }
 }

@@ -36,6 +36,12 @@ export interface Settings {
    */
   consumerTimeoutMs: number;
   heartbeatMs: number;
+  /**
+   * The largest message the broker takes (RabbitMQ's max_message_size: 128
+   * MiB in 3.x, 16 MiB in 4.x). A larger one is refused before it is sent:
+   * files past it fail their task, saying so.
+   */
+  maxMessageBytes: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -52,6 +58,7 @@ export const DEFAULT_SETTINGS: Settings = {
   retryMaxMs: 5 * 60_000,
   consumerTimeoutMs: 30 * 60_000,
   heartbeatMs: 10_000,
+  maxMessageBytes: 128 * 1024 * 1024,
 };
 
 /** Whether a task may outlive the broker's patience with an unacked delivery (room left for the image build). */

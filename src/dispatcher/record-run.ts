@@ -4,7 +4,7 @@
  * path and the rule), then one TODO message per task is published.
  */
 import { todoFor } from '../core/channels.js';
-import { withInputs } from '../core/inputs.js';
+import { sendWithInputs } from '../core/inputs.js';
 import { isoAt } from '../core/clock.js';
 import { ProjectError, SizeLimitError } from '../core/errors.js';
 import { runIdFor } from '../core/ids.js';
@@ -153,12 +153,7 @@ export async function recordRun(ctx: RecorderContext, options: RecordOptions): P
   const candidates = await candidatesFor(ctx.resultCache, queued.run, log);
   // Publishes go out together and are confirmed together, not one round trip each.
   // A task with needs is sent with their outputs as inputs (a re-run that reuses what it needs); the rest as they are.
-  await Promise.all(
-    toRun.map((task) => {
-      const message = todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task));
-      return message.needs ? withInputs(store, settings.repos, message).then((m) => ctx.queue.publish('todo', m)) : ctx.queue.publish('todo', message);
-    }),
-  );
+  await Promise.all(toRun.map((task) => sendWithInputs(ctx.queue, store, settings.repos, todoFor(queued.run, task, settings.limits, ctx.configUrl, candidates(task)))));
   // What recovery needs to know: every first attempt is with the broker, so it need not send them again.
   const paths = runPaths(queued.run);
   const n = toRun.length;

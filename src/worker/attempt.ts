@@ -5,7 +5,7 @@
  * with an unacked delivery is acked at start and held by heartbeats instead.
  */
 import type { TaskEvent, TodoMessage } from '../core/channels.js';
-import { RequeueError } from '../core/errors.js';
+import { MessageTooLargeError, RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Clock, Delivery, Executor, ExecResult, Queue, WorkerSource } from '../core/ports.js';
 import { cacheKey } from '../core/cache-key.js';
@@ -180,7 +180,16 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
     return;
   }
   log.info({ exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut }, 'task finished');
-  await report(finished);
+  try {
+    await report(finished);
+  } catch (err) {
+    if (!(err instanceof MessageTooLargeError) || !finished.files) throw err;
+    // Its files are more than one message can carry: the task fails saying so, and the report goes without them.
+    const { files: _, ...rest } = finished;
+    const error = `its files could not be sent to the collector: ${err.message}`;
+    log.warn({ err: err.message }, 'the files of a task are too large for a message');
+    await report({ ...rest, error, output: `${rest.output}gitjobs: ${error}\n` });
+  }
 }
 
 /**

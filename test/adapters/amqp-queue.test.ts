@@ -1,4 +1,5 @@
 /** The Queue port against the real RabbitMQ. */
+import { MessageTooLargeError } from '../../src/core/errors.js';
 import amqp from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmqpQueue, redactUrl } from '../../src/adapters/amqp/queue.js';
@@ -38,6 +39,18 @@ const todo = (i: number): TodoMessage => ({
 const started = (task: string): TaskEvent => ({ v: 1, kind: 'started', run: 'r-1234567', task, attempt: 1, host: 'h', image: 'i', at: '2026-01-01T00:00:00.000Z' });
 
 describe('AmqpQueue', () => {
+  it('refuses a message larger than the broker takes before sending it, and goes on publishing', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(prefix), maxMessageBytes: 4096 });
+    open.push(q);
+    const big = { ...todo(1), inputs: [{ path: 'a/stdout', data: Buffer.alloc(4096).toString('base64') }] };
+    const err = await q.publish('todo', big).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(MessageTooLargeError);
+    expect((err as Error).message).toMatch(/^a TODO message of [\d.]+ KiB is more than the broker takes, 4 KiB \(GITJOBS_MAX_MESSAGE/);
+    await q.publish('todo', todo(2));
+    expect(await q.depth('todo')).toBe(1);
+  });
+
   it('delivers confirmed messages in order, decoded', async () => {
     const q = await connect();
     for (let i = 0; i < 20; i++) await q.publish('todo', todo(i));

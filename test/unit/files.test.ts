@@ -144,4 +144,29 @@ describe('files in and out', () => {
     await pushed('four', project('echo 1; put a.txt Z'));
     expect(ran().slice(3)).toEqual(['four/a', 'four/b']);
   });
+
+  it('files or inputs larger than a message the broker takes fail their task, saying so, and nothing else', async () => {
+    h = await harness({ settings: { maxMessageBytes: 8192 } });
+    const word = (n: number) => 'x'.repeat(n);
+    const id = await pushed('heavy', {
+      tasks: [
+        // 7,000 bytes are 9,336 in base64: past the limit.
+        { id: 'writes', run: `put big.txt ${word(7000)}`, out: true },
+        // 3,000 bytes each fit a DONE message; together, as the inputs of one task, they do not.
+        { id: 'p1', run: `echo 1; put part.txt ${word(3000)}`, out: true },
+        { id: 'p2', run: `echo 1; put part.txt ${word(3000)}`, out: true },
+        { id: 'one', run: 'sumin', needs: ['p1'] },
+        { id: 'both', run: 'sumin', needs: ['p1', 'p2'] },
+      ],
+    });
+    const by = Object.fromEntries((await h.run(id))!.tasks.map((t) => [t.id, t]));
+    expect(by.writes!.state).toBe('failed');
+    expect(by.writes!.error).toMatch(/^its files could not be sent to the collector: a DONE message of [\d.]+ KiB is more than the broker takes, 8 KiB \(GITJOBS_MAX_MESSAGE/);
+    expect(by.writes!.files).toBeUndefined();
+    expect([by.p1!.state, by.p2!.state, by.one!.state]).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(by.both!.state).toBe('failed');
+    expect(by.both!.error).toMatch(/^inputs of both: a TODO message of [\d.]+ KiB is more than the broker takes/);
+    // It ran nothing: its worker failed it before starting anything.
+    expect(h.executor.started.map((r) => r.env.GITJOBS_TASK)).not.toContain('both');
+  });
 });

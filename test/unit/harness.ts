@@ -77,7 +77,7 @@ export interface Harness {
 
 export async function harness(options: { workers?: number; concurrency?: number; programs?: Record<string, Program>; broken?: string[]; settings?: Partial<Settings>; collector?: boolean; observer?: RunObserver } = {}): Promise<Harness> {
   const clock = new ManualClock();
-  const queue = new MemoryQueue();
+  const queue = new MemoryQueue({ maxMessageBytes: options.settings?.maxMessageBytes ?? DEFAULT_SETTINGS.maxMessageBytes });
   const store = new MemoryGitStore();
   const settings: Settings = { ...DEFAULT_SETTINGS, ...options.settings };
   const { todo, tracking, done, config } = settings.repos;

@@ -4,6 +4,7 @@
  * reconnection: when the broker goes away, publishes wait and are retried,
  * the topology is declared again and consumers resume, with backoff.
  */
+import { MessageTooLargeError } from '../../core/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { AmqpConnection } from './connection.js';
@@ -41,6 +42,8 @@ export interface AmqpQueueOptions {
    * for the queues, so that a worker never hides their loss from the owner.
    */
   role?: 'owner' | 'member';
+  /** The largest message the broker takes: a larger one is refused here (MessageTooLargeError), not sent. */
+  maxMessageBytes?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -152,6 +155,9 @@ export class AmqpQueue implements Queue {
   }
 
   private async publishBytes(queue: WorkQueue, content: Buffer): Promise<void> {
+    // Sent, the broker would close the confirm channel over it, and every retry would do the same.
+    const max = this.options.maxMessageBytes;
+    if (max !== undefined && content.length > max) throw new MessageTooLargeError(queue.toUpperCase(), content.length, max);
     for (let attempt = 1; ; attempt++) {
       const channel = await this.ready();
       const messageId = randomUUID();
