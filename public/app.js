@@ -4,6 +4,13 @@ const main = document.getElementById('main');
 const live = document.getElementById('live');
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+/** What a task left under /out, committed to done: how many files, each path, size and blob id on hover. */
+const filesNote = (t) => {
+  const entries = t.files?.entries ?? [];
+  if (!entries.length) return '';
+  const list = entries.map((e) => `${e.path} (${e.bytes} B, blob ${e.blob.slice(0, 12)})`).join('\n');
+  return ` <span class="muted files" title="${esc(list)}">${entries.length} file${entries.length === 1 ? '' : 's'} in done</span>`;
+};
 const dur = (ms) => (ms === undefined || ms === null ? '' : ms < 60000 ? `${(ms / 1000).toFixed(2)}s` : `${Math.floor(ms / 60000)}m${String(Math.round((ms % 60000) / 1000)).padStart(2, '0')}s`);
 const state = (s) => `<span class="state state-${esc(s)}">${esc(s)}</span>`;
 const commitLink = (url, sha, label) => `<a href="${esc(url)}">${esc(label ?? sha.slice(0, 7))}</a>`;
@@ -76,7 +83,7 @@ async function runPage(id) {
   document.getElementById('runinfo').innerHTML = `<h2>Run ${esc(r.id)} ${state(r.state)}</h2>
   <p>Project <strong>${esc(r.project)}</strong> from <code>${esc(r.file)}</code> at <code>${esc(r.todoCommit.slice(0, 7))}</code>, config <code>${esc((r.configCommit ?? '').slice(0, 7))}</code>; ${view.progress.done}/${view.progress.total} tasks done${r.rerunOf ? `; re-run of <a href="#/runs/${esc(r.rerunOf)}">${esc(r.rerunOf)}</a>` : ''}${r.error ? `; <span class="state-failed">${esc(r.error)}</span>` : ''}.</p>
   <table><caption class="muted">Tasks</caption><thead><tr><th scope="col">Task</th><th scope="col">State</th><th scope="col">Attempts</th><th scope="col">Exit</th><th scope="col">Duration</th><th scope="col">Image</th><th scope="col">Worker</th><th scope="col">Transitions</th><th scope="col">Output</th></tr></thead><tbody>
-  ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}${t.reusedFrom ? ` <span class="muted">reused from <a href="#/runs/${esc(t.reusedFrom.run)}">${esc(t.reusedFrom.run)}</a></span>` : ''}${t.cachedFrom ? ` <span class="muted">from cache: <a href="#/runs/${esc(t.cachedFrom.run)}">${esc(t.cachedFrom.run)}</a></span>` : ''}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
+  ${view.tasks.map((t) => `<tr data-task="${esc(t.id)}"><th scope="row">${esc(t.id)}</th><td class="task-state">${state(t.state)}${t.reusedFrom ? ` <span class="muted">reused from <a href="#/runs/${esc(t.reusedFrom.run)}">${esc(t.reusedFrom.run)}</a></span>` : ''}${t.cachedFrom ? ` <span class="muted">from cache: <a href="#/runs/${esc(t.cachedFrom.run)}">${esc(t.cachedFrom.run)}</a></span>` : ''}${filesNote(t)}</td><td>${t.attempts}/${t.maxAttempts}</td><td>${t.exitCode ?? ''}</td><td>${dur(t.durationMs)}</td><td><code>${esc((t.worker?.image ?? '').replace('sha256:', '').slice(0, 12))}</code></td><td>${esc(t.worker?.id ?? t.worker?.host ?? '')}</td><td>${(byTask.get(t.id) ?? []).map((c) => commitLink(c.url, c.commit, c.subject.split(': ').slice(1).join(': ').split(' (')[0])).join('<br>')}</td><td><button type="button" data-log="${esc(t.id)}">log</button></td></tr>`).join('')}
   </tbody></table>${graph(view.tasks)}${timeline(view.tasks)}`;
   main.querySelectorAll('button[data-log]').forEach((b) => b.addEventListener('click', () => showLog(r.id, b.dataset.log)));
 }

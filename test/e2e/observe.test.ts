@@ -267,7 +267,7 @@ describe('dashboard', () => {
     const page = await browser.newPage();
     const project = {
       tasks: [
-        { id: 'a', run: 'sleep 0.3; echo a' },
+        { id: 'a', run: 'sleep 0.3; echo a; echo report > $GITJOBS_OUT/report.txt', out: true },
         { id: 'b', run: 'exit 2' },
         { id: 'c', run: 'echo c', needs: ['a'] },
         { id: 'd', run: 'echo d', needs: ['b'] },
@@ -303,6 +303,11 @@ describe('dashboard', () => {
     for (const r of rows) expect(r.worker).toMatch(/\S+:\d+$/);
     const [a, , c] = rows;
     expect(c!.from).toBeGreaterThanOrEqual(a!.to);
+    // What a wrote under /out is named in its row, each file's path, size and blob on hover.
+    const files = page.locator('tr[data-task="a"] td.task-state span.files');
+    expect(await files.textContent()).toBe('1 file in done');
+    expect(await files.getAttribute('title')).toMatch(/^report\.txt \(7 B, blob [0-9a-f]{12}\)$/);
+    expect(await page.locator('tr[data-task="c"] td.task-state span.files').count()).toBe(0);
     await page.screenshot({ path: 'test-artifacts/run-shape.png', fullPage: true });
   });
 
