@@ -5,24 +5,18 @@
  * re-runs and the result cache bring a task's files along.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { runIdFor } from '../../src/core/ids.js';
 import { runPaths } from '../../src/core/layout.js';
 import { filesDir } from '../../src/core/files.js';
 import { gitObjectId } from '../../src/core/git-ids.js';
-import { harness, until, type Harness } from './harness.js';
+import { finishedRun, harness, pushedRun, type Harness } from './harness.js';
 
 let h: Harness;
 afterEach(async () => h?.stop());
 
 const DONE = 'tache_termine';
-const finished = (runId: string) => until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+const finished = (runId: string) => finishedRun(h, runId);
 
-async function pushed(name: string, project: object): Promise<string> {
-  const file = `projects/${name}.json`;
-  const id = runIdFor(file, await h.push({ [file]: JSON.stringify(project) }));
-  await finished(id);
-  return id;
-}
+const pushed = (name: string, project: object) => pushedRun(h, name, project);
 
 const doneFile = async (path: string) => h.store.readFile(DONE, (await h.store.head(DONE))!, path);
 const resultOf = async (id: string) => JSON.parse((await doneFile(runPaths((await h.run(id))!.run).resultJson))!) as { state: string; value: unknown; error?: string; tasks: { id: string; files?: Record<string, string> }[] };

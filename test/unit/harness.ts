@@ -4,6 +4,7 @@
  * replaced by MemoryQueue, MemoryExecutor and MemoryGitStore, and time by a
  * ManualClock. No service is needed; nothing waits on real time.
  */
+import { runIdFor } from '../../src/core/ids.js';
 import { ManualClock, settle } from '../../src/adapters/memory/clock.js';
 import { MemoryExecutor, type Program } from '../../src/adapters/memory/executor.js';
 import { MemoryGitStore } from '../../src/adapters/memory/git-store.js';
@@ -153,6 +154,19 @@ export async function until<T>(h: Harness, what: string, check: () => Promise<T 
     else await h.idle();
   }
   throw new Error(`never happened: ${what}`);
+}
+
+/** Waits, letting time pass, until a run has its result; then its view. */
+export function finishedRun(h: Harness, runId: string): Promise<NonNullable<Awaited<ReturnType<Harness['run']>>>> {
+  return until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+}
+
+/** Pushes one project file, `projects/<name>.json` (with this commit message, if given), and waits for its run to finish: its id. */
+export async function pushedRun(h: Harness, name: string, project: object, message?: string): Promise<string> {
+  const file = `projects/${name}.json`;
+  const id = runIdFor(file, await h.push({ [file]: JSON.stringify(project) }, message));
+  await finishedRun(h, id);
+  return id;
 }
 
 /** A TODO message of run r-1234567, as the dispatcher would send it, for tests that drive a worker alone. */

@@ -7,19 +7,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runIdFor } from '../../src/core/ids.js';
 import { runPaths } from '../../src/core/layout.js';
-import { harness, until, type Harness } from './harness.js';
+import { finishedRun, harness, pushedRun, type Harness } from './harness.js';
 
 let h: Harness;
 afterEach(async () => h?.stop());
 
-const finished = (runId: string) => until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+const finished = (runId: string) => finishedRun(h, runId);
 
-async function pushed(name: string, project: object): Promise<string> {
-  const file = `projects/${name}.json`;
-  const id = runIdFor(file, await h.push({ [file]: JSON.stringify(project) }));
-  await finished(id);
-  return id;
-}
+const pushed = (name: string, project: object) => pushedRun(h, name, project);
 
 const states = async (id: string) => Object.fromEntries((await h.run(id))!.tasks.map((t) => [t.id, t.state]));
 

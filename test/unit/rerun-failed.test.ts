@@ -6,12 +6,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runIdFor } from '../../src/core/ids.js';
 import { runPaths } from '../../src/core/layout.js';
-import { harness, until, type Harness } from './harness.js';
+import { finishedRun, harness, type Harness } from './harness.js';
 
 let h: Harness;
 afterEach(async () => h?.stop());
 
-const finished = (runId: string) => until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+const finished = (runId: string) => finishedRun(h, runId);
 
 describe('rerun --failed', () => {
   it('reuses what succeeded, runs only the rest, and the result is whole', async () => {

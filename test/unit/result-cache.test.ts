@@ -12,20 +12,14 @@ import { runPaths } from '../../src/core/layout.js';
 import { ResultCache } from '../../src/core/result-cache.js';
 import { repoTree } from '../../src/core/run-reader.js';
 import { NO_CACHE_TRAILER } from '../../src/core/cache-key.js';
-import { harness, until, type Harness } from './harness.js';
+import { finishedRun, harness, pushedRun, type Harness } from './harness.js';
 
 let h: Harness;
 afterEach(async () => h?.stop());
 
-const finished = (runId: string) => until(h, `${runId} finished`, async () => ((await h.run(runId))?.run.doneCommit ? h.run(runId) : undefined), { advanceMs: 100, steps: 2000 });
+const finished = (runId: string) => finishedRun(h, runId);
 
-async function pushed(name: string, project: object, message?: string): Promise<string> {
-  const file = `projects/${name}.json`;
-  const commit = await h.push({ [file]: JSON.stringify(project) }, message);
-  const id = runIdFor(file, commit);
-  await finished(id);
-  return id;
-}
+const pushed = (name: string, project: object, message?: string) => pushedRun(h, name, project, message);
 
 const ran = () => h.executor.started.map((r) => `${r.env?.GITJOBS_RUN?.split('-')[0]}/${r.env?.GITJOBS_TASK}`);
 
