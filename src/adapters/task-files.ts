@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { formatBytes, type FileData } from '../core/files.js';
+import { formatBytes, overCap, type FileData } from '../core/files.js';
 
 /** What was read back: the files, and notes for the task's log (what was left out, and why). */
 export interface ReadBack {
@@ -18,9 +18,6 @@ export interface ReadBack {
   /** Set when what the task left is past its cap: nothing of it is kept. */
   error?: string;
 }
-
-/** Tasks run as this user in containers: their inputs are theirs to read. */
-const TASK_UID = 1000;
 
 /** Writes `files` under `dir` (made), then makes it all read-only. */
 export async function writeTree(dir: string, files: readonly FileData[]): Promise<void> {
@@ -62,27 +59,27 @@ export async function readTree(dir: string, maxBytes: number, shown = '/out'): P
   };
   await walk(dir, '');
   const total = found.reduce((n, f) => n + f.size, 0);
-  if (total > maxBytes) return { files: [], notes, error: `the task wrote ${formatBytes(total)} under ${shown}, past its cap of ${formatBytes(maxBytes)}` };
+  if (total > maxBytes) return { files: [], notes, error: overCap(total, maxBytes, shown) };
   const files: FileData[] = [];
   for (const f of found) files.push({ path: f.rel, data: await fs.promises.readFile(path.join(dir, f.rel)) });
   return { files, notes };
 }
 
-/** A tar of `files` (under `root/` when given), owned by the task's user, read-only. */
-export function tarOf(files: readonly FileData[], root = ''): Readable {
+/** A tar of `files` (under `root/` when given), read-only, owned by `owner` (the task's user in a container). */
+export function tarOf(files: readonly FileData[], root = '', owner: { uid: number; gid: number } = { uid: 1000, gid: 1000 }): Readable {
   const pack = tar.pack();
   const dirs = new Set<string>();
   const at = (p: string) => (root ? `${root}/${p}` : p);
-  const owner = { uid: TASK_UID, gid: TASK_UID, mtime: new Date(0) };
+  const header = { uid: owner.uid, gid: owner.gid, mtime: new Date(0) };
   for (const f of files) {
     const parts = f.path.split('/');
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/');
       if (dirs.has(d)) continue;
       dirs.add(d);
-      pack.entry({ name: at(d), type: 'directory', mode: 0o555, ...owner });
+      pack.entry({ name: at(d), type: 'directory', mode: 0o555, ...header });
     }
-    pack.entry({ name: at(f.path), type: 'file', mode: 0o444, size: f.data.length, ...owner }, f.data);
+    pack.entry({ name: at(f.path), type: 'file', mode: 0o444, size: f.data.length, ...header }, f.data);
   }
   pack.finalize();
   return pack as unknown as Readable;

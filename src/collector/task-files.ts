@@ -3,8 +3,7 @@
  * run (`<run>/files/<task>/...`) before its success is recorded in
  * tracking, which then names the commit and each file's blob id.
  */
-import { filesDir, formatBytes, type FileData, type FileEntry, type TaskFiles } from '../core/files.js';
-import { gitObjectId } from '../core/git-ids.js';
+import { entriesOf, filesDir, formatBytes, type FileData, type TaskFiles } from '../core/files.js';
 import type { FileChange, GitStore } from '../core/ports.js';
 import type { TaskRecord } from '../core/task.js';
 import type { RunRecord } from '../core/run.js';
@@ -38,10 +37,7 @@ export async function commitTaskFiles(store: GitStore, doneRepo: string, run: Ru
   });
   // Read back: what the store wrote is what tracking names (a masked secret changes a file's bytes).
   const blobs = await treeBlobs(store, doneRepo, commit, dir);
-  const entries: FileEntry[] = files
-    .map((f) => ({ path: f.path, blob: blobs.get(f.path) ?? gitObjectId('blob', f.data), bytes: f.data.length }))
-    .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { commit, dir, entries };
+  return { commit, dir, entries: entriesOf(files, (path) => blobs.get(path)) };
 }
 
 /**

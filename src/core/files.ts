@@ -49,13 +49,16 @@ export function filesDir(run: RunLocation, task: string): string {
   return `${runPaths(run).dir}/files/${task}`;
 }
 
-const MiB = (n: number) => `${+(n / 1024 / 1024).toFixed(2)} MiB`;
-
 /** A size as people read it: `12 KiB`, `3.5 MiB`. */
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${+(n / 1024).toFixed(1)} KiB`;
-  return MiB(n);
+  return `${+(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+/** What a task that wrote `total` bytes under `shown` (/out, $GITJOBS_OUT) past its cap is told. */
+export function overCap(total: number, capBytes: number, shown = '/out'): string {
+  return `the task wrote ${formatBytes(total)} under ${shown}, past its cap of ${formatBytes(capBytes)}`;
 }
 
 /**
@@ -84,7 +87,7 @@ export function badPath(path: string): string | undefined {
 export function checkOutputs(files: readonly FileData[], capBytes: number): string | undefined {
   if (files.length > OUT_FILES_MAX) return `the task left ${files.length} files under /out; at most ${OUT_FILES_MAX} are kept`;
   const total = files.reduce((n, f) => n + f.data.length, 0);
-  if (total > capBytes) return `the task wrote ${MiB(total)} under /out, past its cap of ${MiB(capBytes)}`;
+  if (total > capBytes) return overCap(total, capBytes);
   for (const f of files) {
     const why = badPath(f.path);
     if (why) return `/out/${f.path}: ${why}`;
@@ -92,9 +95,9 @@ export function checkOutputs(files: readonly FileData[], capBytes: number): stri
   return undefined;
 }
 
-/** The entries of a task's output as committed: sorted by path, each with its blob id. */
-export function entriesOf(files: readonly FileData[]): FileEntry[] {
-  return files.map((f) => ({ path: f.path, blob: gitObjectId('blob', f.data), bytes: f.data.length })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+/** The entries of a task's output as committed, sorted by path: each file's blob id as `blobOf` gives it (else computed). */
+export function entriesOf(files: readonly FileData[], blobOf: (path: string) => string | undefined = () => undefined): FileEntry[] {
+  return files.map((f) => ({ path: f.path, blob: blobOf(f.path) ?? gitObjectId('blob', f.data), bytes: f.data.length })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** A task's inputs, laid out as /in shows them: `<task>/stdout`, `<task>/files/<path>`. */

@@ -9,8 +9,8 @@ import type { TodoMessage } from './channels.js';
 import { formatBytes, INPUTS_CAP, inputTree, toWire, type FileData } from './files.js';
 import type { GitStore, Queue } from './ports.js';
 import { MessageTooLargeError } from './errors.js';
-import { readRunView, readStdout, repoTree } from './run-reader.js';
-import { runPaths } from './layout.js';
+import { locateRun, readStdout, repoTree } from './run-reader.js';
+import type { TaskRecord } from './task.js';
 
 export interface InputRepos {
   tracking: string;
@@ -30,10 +30,9 @@ export async function withInputs(store: GitStore, repos: InputRepos, message: To
 async function readInputs(store: GitStore, repos: InputRepos, runId: string, needs: readonly string[], cap: number): Promise<FileData[]> {
   const source = repoTree(store, repos.tracking);
   const head = await store.head(repos.tracking);
-  const view = head === undefined ? undefined : await readRunView(source, head, runId);
-  if (!view) throw new Error(`tracking has no run ${runId}`);
-  const paths = runPaths(view.run);
-  const byId = new Map(view.tasks.map((t) => [t.id, t]));
+  const located = head === undefined ? undefined : await locateRun(source, head, runId);
+  if (!located) throw new Error(`tracking has no run ${runId}`);
+  const { paths } = located;
   const needed: { task: string; stdout: string; files: FileData[] }[] = [];
   let total = 0;
   const count = (n: number) => {
@@ -41,8 +40,10 @@ async function readInputs(store: GitStore, repos: InputRepos, runId: string, nee
     if (total > cap) throw new Error(`what it needs comes to more than ${formatBytes(cap)}, the most a task is given under /in`);
   };
   for (const id of needs) {
-    const task = byId.get(id);
-    if (!task) throw new Error(`tracking has no task ${id} in ${runId}`);
+    // Only the needed tasks' own files are read, whatever the size of the run: their state holds where their stdout and files are.
+    const text = await source.readFile(head!, paths.taskFile(id));
+    if (text === undefined) throw new Error(`tracking has no task ${id} in ${runId}`);
+    const task = { ...(JSON.parse(text) as TaskRecord), id };
     if (task.state !== 'succeeded') throw new Error(`${id} is ${task.state}, not succeeded`);
     const stdout = await readStdout(source, head!, paths, task);
     count(Buffer.byteLength(stdout));

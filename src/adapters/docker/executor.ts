@@ -106,7 +106,7 @@ export class DockerExecutor implements Executor {
   async run(request: ExecRequest): Promise<ExecResult> {
     if (!request.out && !request.inputs) return this.runTask(request, []);
     // Could it not be set up, the attempt fails with the reason (attempt.ts), without running.
-    const mounts = await FileMounts.open(this.docker, request, TASK_LABEL);
+    const mounts = await FileMounts.open(this.docker, request, { label: TASK_LABEL, user: TASK_USER });
     try {
       const result = await this.runTask(request, mounts.mounts);
       return await mounts.collect(result);

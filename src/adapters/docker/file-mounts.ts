@@ -18,8 +18,6 @@ import type { ExecRequest, ExecResult } from '../../core/ports.js';
 import { formatBytes, OUT_FILES_MAX } from '../../core/files.js';
 import { readTar, tarOf } from '../task-files.js';
 
-/** Tasks and their keepers run as this user (the base image names it `task`). */
-const TASK_USER = '1000:1000';
 /** Room in /in beyond the inputs' own bytes: each file takes whole pages of a tmpfs. */
 const IN_SLACK = 1024 * 1024;
 
@@ -34,9 +32,11 @@ export class FileMounts {
   ) {}
 
   /** Makes the volumes and starts the keeper; what is made is removed again if a later step fails. */
-  static async open(docker: Docker, request: ExecRequest, taskLabel: string): Promise<FileMounts> {
+  static async open(docker: Docker, request: ExecRequest, task: { label: string; user: string }): Promise<FileMounts> {
     const id = randomBytes(6).toString('hex');
-    const labels = { [taskLabel]: 'true', 'io.gitjobs.files': 'true', ...request.labels };
+    // Both volumes, and what is put in /in, belong to the task's user.
+    const [uid, gid] = task.user.split(':').map(Number) as [number, number];
+    const labels = { [task.label]: 'true', 'io.gitjobs.files': 'true', ...request.labels };
     const volumes: string[] = [];
     const mounts: Docker.MountSettings[] = [];
     let keeper: Docker.Container | undefined;
@@ -46,7 +46,7 @@ export class FileMounts {
         await docker.createVolume({
           Name: name,
           Driver: 'local',
-          DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${bytes},uid=1000,gid=1000,mode=0755,nosuid,nodev` },
+          DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${bytes},uid=${uid},gid=${gid},mode=0755,nosuid,nodev` },
           Labels: labels,
         });
         volumes.push(name);
@@ -63,7 +63,7 @@ export class FileMounts {
         Image: request.image,
         Entrypoint: ['sleep'],
         Cmd: [String(Math.ceil(request.timeoutMs / 1000) + 3600)],
-        User: TASK_USER,
+        User: task.user,
         Labels: { ...labels, 'io.gitjobs.keeper': 'true' },
         NetworkDisabled: true,
         HostConfig: {
@@ -83,7 +83,7 @@ export class FileMounts {
         throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${(err as { json?: { message?: string } }).json?.message ?? (err as Error).message}`);
       }
       // Into the volume (Docker refuses a read-only root file system itself).
-      if (request.inputs) await keeper.putArchive(tarOf(request.inputs), { path: '/in' });
+      if (request.inputs) await keeper.putArchive(tarOf(request.inputs, '', { uid, gid }), { path: '/in' });
       return new FileMounts(docker, request, keeper, volumes, mounts);
     } catch (err) {
       await remove(docker, keeper, volumes);

@@ -8,7 +8,7 @@
  */
 import type { Clock, ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
-import { formatBytes } from '../../core/files.js';
+import { overCap } from '../../core/files.js';
 
 export interface ProgramIO {
   out(text: string): void;
@@ -150,7 +150,7 @@ export class MemoryExecutor implements Executor {
     if (io.out_ && request.out && result.exitCode === 0) {
       result.files = [...io.out_].map(([path, data]) => ({ path, data }));
       const total = result.files.reduce((n, f) => n + f.data.length, 0);
-      if (total > request.out.maxBytes) result.outError = `the task wrote ${formatBytes(total)} under /out, past its cap of ${formatBytes(request.out.maxBytes)}`;
+      if (total > request.out.maxBytes) result.outError = overCap(total, request.out.maxBytes);
     }
     return result;
   }
