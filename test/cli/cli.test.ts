@@ -131,6 +131,19 @@ describe('gitjobs CLI', () => {
     expect(r.stdout.endsWith('result (succeeded):\nhello\nx\n')).toBe(true);
   });
 
+  it('files in and out through a separate `gitjobs worker`: its only link to up is the broker', async () => {
+    fs.copyFileSync(path.resolve('repos-template/todo/examples/files.json'), path.join(work, 'files.json'));
+    const r = await cli(['submit', 'files.json', '--wait', '--url', url]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.endsWith('result (succeeded):\nmaking\nsum 15\nhello\n')).toBe(true);
+    const run = /run (files-[0-9a-f]{7})$/m.exec(r.stdout)![1]!;
+    const done = tmpdir('gitjobs-cli-done-');
+    await gitAsync(done, 'clone', '-q', `${url}/git/tache_termine.git`, '.');
+    const listed = git(done, 'ls-tree', '-r', '--name-only', 'HEAD').split('\n').filter((f) => f.includes(`/${run}/files/`));
+    expect(listed.map((f) => f.slice(f.indexOf('/files/')))).toEqual(['/files/make/notes/hello.txt', '/files/make/numbers.txt']);
+  });
+
   it('submit --wait exits non-zero when a task fails, and shows why', async () => {
     fs.writeFileSync(path.join(work, 'fail.json'), JSON.stringify({ tasks: [{ id: 'boom', run: 'echo broken >&2; exit 3' }] }));
     const r = await cli(['submit', 'fail.json', '--wait', '--url', url]);
