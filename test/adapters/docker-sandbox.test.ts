@@ -98,3 +98,22 @@ describe('what the Dockerfile says about users and disks', () => {
     expect(r.output).toMatch(/Read-only file system/);
   });
 });
+
+describe('what a crashed worker leaves', () => {
+  it('its /out and /in volumes are removed at the next start; a live worker\'s are not', async () => {
+    const host = `sandbox-host-${stamp}`;
+    const labels = (pid: number) => ({ 'io.gitjobs.task': 'true', 'io.gitjobs.files': 'true', 'io.gitjobs.worker-host': host, 'io.gitjobs.worker-pid': String(pid) });
+    const [dead, alive] = [`gitjobs-out-dead-${stamp}`, `gitjobs-out-alive-${stamp}`];
+    const volume = (name: string, pid: number) => docker.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' }, Labels: labels(pid) });
+    // A pid that is not running (far above the kernel's largest), and this process's own.
+    await volume(dead, 2 ** 30);
+    await volume(alive, process.pid);
+    try {
+      await docker.reapOrphans(host);
+      const left = ((await docker.docker.listVolumes({ filters: { label: [`io.gitjobs.worker-host=${host}`] } })).Volumes ?? []).map((v) => v.Name);
+      expect(left).toEqual([alive]);
+    } finally {
+      for (const v of [dead, alive]) await docker.docker.getVolume(v).remove().catch(() => undefined);
+    }
+  });
+});
