@@ -118,10 +118,11 @@ describe.each(['docker', 'process'] as const)('files in and out (%s executor)', 
     expect(kept).toEqual([`${filesDir(run, 'fine')}/small`]);
     if (executor === 'docker') {
       expect(await stack.log(runId, 'runaway')).toMatch(/No space left on device[\s\S]*gitjobs: \/out may be full: this task may write at most 1 MiB there/);
-      // Nothing is left behind: no keeper, no volume.
+      // Nothing of this run is left behind: no keeper, no volume.
       const docker = new Docker();
-      expect((await docker.listVolumes({ filters: { label: ['io.gitjobs.files=true'] } })).Volumes ?? []).toEqual([]);
-      expect(await docker.listContainers({ all: true, filters: { label: ['io.gitjobs.keeper=true'] } })).toEqual([]);
+      const ofRun = { label: ['io.gitjobs.files=true', `io.gitjobs.run=${runId}`] };
+      expect((await docker.listVolumes({ filters: ofRun })).Volumes ?? []).toEqual([]);
+      expect(await docker.listContainers({ all: true, filters: ofRun })).toEqual([]);
     }
   });
 });
