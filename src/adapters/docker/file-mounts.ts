@@ -59,7 +59,7 @@ export class FileMounts {
         const bytes = request.inputs.reduce((n, f) => n + f.data.length + 4096, IN_SLACK);
         mounts.push({ Type: 'volume', Source: await volume('in', bytes), Target: '/in', ReadOnly: true });
       }
-      keeper = await docker.createContainer({
+      keeper = await startKeeper(docker, {
         Image: request.image,
         Entrypoint: ['sleep'],
         Cmd: [String(Math.ceil(request.timeoutMs / 1000) + 3600)],
@@ -71,17 +71,13 @@ export class FileMounts {
           ReadonlyRootfs: true,
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
-          Memory: 32 * 1024 * 1024,
-          PidsLimit: 4,
+          // Room for runc's own start as well as `sleep`: an init killed for memory fails the start.
+          Memory: 64 * 1024 * 1024,
+          PidsLimit: 8,
           // The keeper fills /in, so it mounts it writable; the task does not.
           Mounts: mounts.map((m) => ({ ...m, ReadOnly: false })),
         },
       });
-      try {
-        await keeper.start();
-      } catch (err) {
-        throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${(err as { json?: { message?: string } }).json?.message ?? (err as Error).message}`);
-      }
       // Into the volume (Docker refuses a read-only root file system itself).
       if (request.inputs) await keeper.putArchive(tarOf(request.inputs, '', { uid, gid }), { path: '/in' });
       return new FileMounts(docker, request, keeper, volumes, mounts);
@@ -108,6 +104,26 @@ export class FileMounts {
 
   async close(): Promise<void> {
     await remove(this.docker, this.keeper, this.volumes);
+  }
+}
+
+/** Tries of starting a keeper: the engine now and then fails a start for reasons of its own (runc's "cannot start a stopped process"). */
+const KEEPER_TRIES = 3;
+
+/** Creates and starts a keeper; a start the engine fails is tried again with a fresh container, a missing `sleep` is not. */
+async function startKeeper(docker: Docker, spec: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+  for (let attempt = 1; ; attempt++) {
+    const keeper = await docker.createContainer(spec);
+    try {
+      await keeper.start();
+      return keeper;
+    } catch (err) {
+      await keeper.remove({ force: true }).catch(() => undefined);
+      const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
+      if (/executable file not found|no such file or directory/i.test(reason)) throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${reason}`);
+      if (attempt >= KEEPER_TRIES) throw new Error(`its keeper container did not start (${KEEPER_TRIES} tries): ${reason}`);
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
   }
 }
 
