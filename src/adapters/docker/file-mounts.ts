@@ -120,7 +120,7 @@ async function startKeeper(docker: Docker, spec: Docker.ContainerCreateOptions):
     } catch (err) {
       await keeper.remove({ force: true }).catch(() => undefined);
       const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
-      if (/executable file not found|no such file or directory/i.test(reason)) throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${reason}`);
+      if (/"sleep".*(executable file not found|no such file or directory)/i.test(reason)) throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${reason}`);
       if (attempt >= KEEPER_TRIES) throw new Error(`its keeper container did not start (${KEEPER_TRIES} tries): ${reason}`);
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }
