@@ -19,6 +19,12 @@ export interface ReadBack {
   error?: string;
 }
 
+/** A task's result with what was read back from its /out: the files, what was left out named in its log, and why nothing was kept, if so. */
+export function withReadBack<R extends { output: string }>(result: R, back: ReadBack): R & { files: FileData[]; outError?: string } {
+  const notes = back.notes.map((n) => `gitjobs: ${n}\n`).join('');
+  return { ...result, output: result.output + notes, files: back.files, ...(back.error ? { outError: back.error } : {}) };
+}
+
 /** Writes `files` under `dir` (made), then makes it all read-only. */
 export async function writeTree(dir: string, files: readonly FileData[]): Promise<void> {
   await fs.promises.mkdir(dir, { recursive: true });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MessageError } from './errors.js';
+import { MessageError, MessageTooLargeError } from './errors.js';
 
 /**
  * Every message that travels between the stages, one schema per channel:
@@ -163,8 +163,11 @@ export const CHANNEL_SCHEMAS: { [C in ChannelName]: z.ZodType<Channels[C]> } = {
   output: outputMessage,
 };
 
-export function encode<C extends ChannelName>(_channel: C, message: Channels[C]): Buffer {
-  return Buffer.from(JSON.stringify(message));
+/** A message's bytes; past `maxBytes` (the broker's limit) a MessageTooLargeError, so that it is never sent. */
+export function encode<C extends ChannelName>(channel: C, message: Channels[C], maxBytes?: number): Buffer {
+  const body = Buffer.from(JSON.stringify(message));
+  if (maxBytes !== undefined && body.length > maxBytes) throw new MessageTooLargeError(channel.toUpperCase(), body.length, maxBytes);
+  return body;
 }
 
 /** Decodes a message of `channel`, or throws a MessageError that names the channel and what is wrong. */

@@ -4,7 +4,6 @@
  * reconnection: when the broker goes away, publishes wait and are retried,
  * the topology is declared again and consumers resume, with backoff.
  */
-import { MessageTooLargeError } from '../../core/errors.js';
 import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { AmqpConnection } from './connection.js';
@@ -151,13 +150,11 @@ export class AmqpQueue implements Queue {
 
   /** Resolves once the broker has confirmed the message; waits through outages. */
   async publish<Q extends WorkQueue>(queue: Q, message: Channels[Q]): Promise<void> {
-    return this.publishBytes(queue, encode(queue, message));
+    // Sent, a message past the broker's limit would make it close the confirm channel, and every retry would do the same.
+    return this.publishBytes(queue, encode(queue, message, this.options.maxMessageBytes));
   }
 
   private async publishBytes(queue: WorkQueue, content: Buffer): Promise<void> {
-    // Sent, the broker would close the confirm channel over it, and every retry would do the same.
-    const max = this.options.maxMessageBytes;
-    if (max !== undefined && content.length > max) throw new MessageTooLargeError(queue.toUpperCase(), content.length, max);
     for (let attempt = 1; ; attempt++) {
       const channel = await this.ready();
       const messageId = randomUUID();

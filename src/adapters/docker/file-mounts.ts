@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../core/ports.js';
 import { formatBytes, OUT_FILES_MAX } from '../../core/files.js';
-import { readTar, tarOf } from '../task-files.js';
+import { readTar, tarOf, withReadBack } from '../task-files.js';
 
 /** Room in /in beyond the inputs' own bytes: each file takes whole pages of a tmpfs. */
 const IN_SLACK = 1024 * 1024;
@@ -97,9 +97,7 @@ export class FileMounts {
       return full ? { ...result, output: result.output + full } : result;
     }
     const stream = await this.keeper.getArchive({ path: '/out' });
-    const back = await readTar(stream, 'out', out.maxBytes);
-    const notes = back.notes.map((n) => `gitjobs: ${n}\n`).join('');
-    return { ...result, output: result.output + notes, files: back.files, ...(back.error ? { outError: back.error } : {}) };
+    return withReadBack(result, await readTar(stream, 'out', out.maxBytes));
   }
 
   async close(): Promise<void> {

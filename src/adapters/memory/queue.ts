@@ -6,7 +6,6 @@
  * handler throws or its consumer's connection is lost; fanouts reach the
  * subscribers live at the time. Deliveries are asynchronous, as over a network.
  */
-import { MessageTooLargeError } from '../../core/errors.js';
 import { decode, encode, undecodable, type ChannelName, type Channels, type Fanout, type WorkQueue } from '../../core/channels.js';
 import { MessageError } from '../../core/errors.js';
 import type { Consumer, Delivery, Queue } from '../../core/ports.js';
@@ -48,10 +47,7 @@ export class MemoryQueue implements Queue {
   constructor(private readonly options: { maxMessageBytes?: number } = {}) {}
 
   async publish<Q extends WorkQueue>(queue: Q, message: Channels[Q]): Promise<void> {
-    const body = encode(queue, message);
-    const max = this.options.maxMessageBytes;
-    if (max !== undefined && body.length > max) throw new MessageTooLargeError(queue.toUpperCase(), body.length, max);
-    this.publishRaw(queue, body);
+    this.publishRaw(queue, encode(queue, message, this.options.maxMessageBytes));
   }
 
   /** Puts bytes on a queue as they are, as a misbehaving sender would. */

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readTree, removeTree, writeTree } from '../task-files.js';
+import { readTree, removeTree, withReadBack, writeTree } from '../task-files.js';
 import type { ExecRequest, ExecResult, Executor, WorkerSource } from '../../core/ports.js';
 import { OutputCapture } from '../output-capture.js';
 
@@ -42,9 +42,7 @@ export class ProcessExecutor implements Executor {
       }
       const result = await this.spawn({ ...request, env });
       if (!request.out || result.exitCode !== 0) return result;
-      const back = await readTree(path.join(dir, 'out'), request.out.maxBytes, '$GITJOBS_OUT');
-      const notes = back.notes.map((n) => `gitjobs: ${n}\n`).join('');
-      return { ...result, output: result.output + notes, files: back.files, ...(back.error ? { outError: back.error } : {}) };
+      return withReadBack(result, await readTree(path.join(dir, 'out'), request.out.maxBytes, '$GITJOBS_OUT'));
     } finally {
       await removeTree(dir);
     }
