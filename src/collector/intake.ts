@@ -15,7 +15,7 @@ import type { Logger } from '../core/logger.js';
 import type { Queue } from '../core/ports.js';
 import type { Settings } from '../core/settings.js';
 import { isFinal, type TaskRecord } from '../core/task.js';
-import { applyEvent } from '../core/tracking/apply-event.js';
+import { applyEvent, succeeded } from '../core/tracking/apply-event.js';
 import { runChange } from '../core/tracking/records.js';
 import { runStarted } from '../core/tracking/complete-run.js';
 import { runPaths } from '../core/layout.js';
@@ -207,8 +207,7 @@ export class Intake {
 
 /** A successful `finished` that tracking will record: the task is at that attempt (or about to start it), not settled. */
 function endsAttempt(task: TaskRecord, event: FinishedEvent): boolean {
-  const ok = event.exitCode === 0 && !event.timedOut && !event.error && !event.cancelled;
-  return ok && ((task.state === 'running' && task.attempts === event.attempt) || (task.state === 'queued' && event.attempt === task.attempts + 1));
+  return succeeded(event) && !event.cancelled && ((task.state === 'running' && task.attempts === event.attempt) || (task.state === 'queued' && event.attempt === task.attempts + 1));
 }
 
 /** A fresh copy of an attempt that another worker is running: not a redelivery, so not a takeover. */

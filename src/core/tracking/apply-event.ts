@@ -100,8 +100,13 @@ function isTakeover(task: TaskRecord, event: TaskEvent): boolean {
   );
 }
 
+/** A report of an attempt that succeeded: exit 0, in time, and nothing gitjobs had to say against it. */
+export function succeeded(event: FinishedEvent): boolean {
+  return event.exitCode === 0 && !event.timedOut && !event.error;
+}
+
 function finish(run: RunRecord, task: TaskRecord, event: FinishedEvent, trailers: Trailers, options: ApplyOptions): Applied {
-  const ok = event.exitCode === 0 && !event.timedOut && !event.error;
+  const ok = succeeded(event);
   const to = ok ? 'succeeded' : 'failed';
   assertTransition(`${run.id}/${task.id}`, 'running', to);
   const timeout = `timeout after ${formatDuration(task.timeoutMs)}`;
