@@ -140,15 +140,15 @@ async function main() {
   if (!values['skip-docker'] && !values['skip-nqueens']) {
     const n = Number(values.nqueens);
     const lanes = Number(values['container-concurrency']);
-    say(`N-Queens n = ${n}: one task doing all the work, then split, on ${lanes} Docker workers`);
+    say(`N-Queens n = ${n}: one task doing all the work, and split, on ${lanes} Docker workers, each twice (one, split, split, one)`);
     const qs = await repeat(() => isolated<Awaited<ReturnType<typeof nqueensTimes>>>('nqueens', pass));
     const split = qs.map((q) => q.one / q.split);
-    const perWorker = qs.map((q) => q.one / q.perWorker);
+    const wide = qs.map((q) => q.one / q.wide);
     rows.push([`N-Queens n = ${n}, one task doing it all (mirror symmetry), push -> result, s`, fmt(median(qs.map((q) => q.one)), 2), '']);
     rows.push([`  split into ${qs[0]!.splitTasks} tasks (the default) on ${lanes} workers, s`, fmt(median(qs.map((q) => q.split)), 2), '']);
     rows.push([`    speed-up${each(split, 2, 'x')}`, `${fmt(median(split), 2)}x`, '≥ 1.8x', median(split) >= 1.8]);
-    rows.push([`  split into ${lanes} tasks ("tasks": ${lanes}), s`, fmt(median(qs.map((q) => q.perWorker)), 2), '']);
-    rows.push([`    speed-up${each(perWorker, 2, 'x')}`, `${fmt(median(perWorker), 2)}x`, '≥ 1.8x', median(perWorker) >= 1.8]);
+    rows.push([`  split into ${qs[0]!.wideTasks} tasks ("tasks": ${qs[0]!.wideTasks}, for a bigger cluster), s`, fmt(median(qs.map((q) => q.wide)), 2), '']);
+    rows.push([`    speed-up${each(wide, 2, 'x')}`, `${fmt(median(wide), 2)}x`, '']);
   }
 
   if (rows.length === 0) {

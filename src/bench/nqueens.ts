@@ -1,7 +1,10 @@
 /**
  * N-Queens through the whole pipeline on Docker workers, beside one task
  * doing all the same work with the same solver in the same image (the mirror
- * symmetry on both sides): push -> result committed, each.
+ * symmetry on both sides): push -> result committed, each. The machine's
+ * speed drifts from one minute to the next, so each is timed twice, in the
+ * order one, split, split, one (and the 8-task split in the middle): a
+ * drift weighs on both sides alike.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,26 +14,43 @@ import { NQUEENS_KNOWN, nqueensParts, nqueensTasks } from '../core/nqueens.js';
 import { DEFAULT_SETTINGS } from '../core/settings.js';
 import { startUp } from './up-process.js';
 
-export async function nqueensTimes(n: number, workers: number): Promise<{ one: number; split: number; splitTasks: number; perWorker: number }> {
+export interface NqueensTimes {
+  /** One task doing all of it, s (the mean of two). */
+  one: number;
+  /** The default split, s (the mean of two). */
+  split: number;
+  splitTasks: number;
+  /** Split into `wide` tasks, as for a cluster of that many slots, s (the mean of two). */
+  wide: number;
+  wideTasks: number;
+}
+
+export async function nqueensTimes(n: number, workers: number, wideTasks = 8): Promise<NqueensTimes> {
   const up = await startUp({ executor: 'docker', workers });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-bench-nqueens-'));
   const { repos, branch } = DEFAULT_SETTINGS;
+  let count = 0;
   const timed = async (name: string, project: object, size = n): Promise<number> => {
-    const file = path.join(dir, `${name}.json`);
-    fs.writeFileSync(file, JSON.stringify({ project: name, timeout: '10m', ...project }));
+    const file = path.join(dir, `${name}-${++count}.json`);
+    fs.writeFileSync(file, JSON.stringify({ project: `${name}-${count}`, timeout: '10m', ...project }));
     const started = performance.now();
     const sent = await submit({ file, url: up.url, repos, branch });
     const { view, resultText } = await waitForRun({ url: up.url, run: sent.run, timeoutMs: 600_000 });
     if (view.run.state !== 'succeeded' || Number(resultText) !== NQUEENS_KNOWN[size]) throw new Error(`bench ${name}: ${view.run.state}, ${resultText}`);
     return (performance.now() - started) / 1000;
   };
+  const one = () => timed('nqueens-one', { reduce: 'sum', tasks: [{ id: 'all', run: ['node', 'nqueens.js', String(n), `parts=${nqueensParts(n).join(',')}`] }] });
+  const split = () => timed('nqueens-split', { nqueens: { n } });
+  const wide = () => timed('nqueens-wide', { nqueens: { n, tasks: wideTasks } });
   try {
     // Warm-up: builds the worker image.
     await timed('nqueens-warmup', { nqueens: { n: 8 } }, 8);
-    const one = await timed('nqueens-one', { reduce: 'sum', tasks: [{ id: 'all', run: ['node', 'nqueens.js', String(n), `parts=${nqueensParts(n).join(',')}`] }] });
-    const split = await timed('nqueens-split', { nqueens: { n } });
-    const perWorker = await timed('nqueens-per-worker', { nqueens: { n, tasks: workers } });
-    return { one, split, splitTasks: nqueensTasks(n).length, perWorker };
+    const times = { one: [await one()], split: [await split()], wide: [await wide()] };
+    times.wide.push(await wide());
+    times.split.push(await split());
+    times.one.push(await one());
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    return { one: mean(times.one), split: mean(times.split), splitTasks: nqueensTasks(n).length, wide: mean(times.wide), wideTasks: nqueensTasks(n, wideTasks).length };
   } finally {
     await up.stop();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -16,9 +16,26 @@ export const NQUEENS_MAX_N = 18;
 /** From this n on, parts fix the first two rows, not only the first. */
 export const NQUEENS_TWO_ROWS_FROM = 10;
 
-/** Tasks a board is split into unless the project says: one per worker slot of a small cluster. */
+/**
+ * Solutions a task is given to count when the project does not say how many
+ * tasks: about 2 to 4 s of the solver on one core of a small VM. Every task
+ * pays for a container start, its namespaces and a fresh node (about 0.2 s
+ * of CPU on this kind of machine, measured), so a task this size spends
+ * some 5 % of its time on them; smaller ones spend more (at n = 16, 8 tasks
+ * on two workers took 10 % longer than 2 tasks).
+ */
+export const NQUEENS_SOLUTIONS_PER_TASK = 3_000_000;
+
+/**
+ * Tasks a board is split into unless the project says: enough that each
+ * counts about NQUEENS_SOLUTIONS_PER_TASK of the solutions searched (half of
+ * them, the other half being their mirror images), at least 2 (two workers
+ * share even a small board) and at most 8. A function of n alone: the same
+ * project file always makes the same tasks (re-runs, the result cache).
+ */
 export function defaultNqueensTasks(n: number): number {
-  return Math.min(8, Math.ceil(n / 2));
+  const searched = (NQUEENS_KNOWN[n] ?? 0) / 2;
+  return Math.max(2, Math.min(8, Math.floor(searched / NQUEENS_SOLUTIONS_PER_TASK)));
 }
 
 /** The parts of the board's search: `C1`, or `C1.C2` two rows deep, with `*2` for those that count their mirror image too. */
@@ -45,4 +62,4 @@ export function nqueensTasks(n: number, tasks = defaultNqueensTasks(n)): { id: s
 }
 
 /** Known totals (OEIS A000170), for tests and for checking a run's result. */
-export const NQUEENS_KNOWN = [1, 1, 0, 0, 2, 10, 4, 40, 92, 352, 724, 2680, 14200, 73712, 365596, 2279184, 14772512] as const;
+export const NQUEENS_KNOWN = [1, 1, 0, 0, 2, 10, 4, 40, 92, 352, 724, 2680, 14200, 73712, 365596, 2279184, 14772512, 95815104, 666090624] as const;

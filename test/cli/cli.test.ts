@@ -420,7 +420,7 @@ describe('gitjobs CLI', () => {
   it('demo pushes N-Queens through a real push and prints the result and the tracking log', async () => {
     const r = await cli(['demo', '--n', '6', '--executor', 'process', '--queue-prefix', `${prefix}-demo`]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('gitjobs demo: N-Queens for n = 6, half the board searched (the other half is its mirror image), split into 3 tasks');
+    expect(r.stdout).toContain('gitjobs demo: N-Queens for n = 6, half the board searched (the other half is its mirror image), split into 2 tasks');
     expect(r.stdout).toMatch(/result \(succeeded\), from tache_termine\/runs\/\S+\/nqueens-6-[0-9a-f]{7}\/result\.txt: 4\nexpected: 4\n/);
     expect(r.stdout).toMatch(/git log --oneline of tache_suivi/);
     expect(r.stdout).toMatch(/nqueens-6-[0-9a-f]{7}: running -> succeeded/);

@@ -36,9 +36,12 @@ describe('parseProject', () => {
     const p = parseProject('projects/q12.json', '{"project": "q12", "nqueens": {"n": 12}}');
     expect(p.reduce).toBe('sum');
     expect(p.format).toBe('nqueens');
-    expect(p.tasks).toHaveLength(6);
-    expect(p.tasks[3]).toEqual({ id: '3', argv: ['node', 'nqueens.js', '12', expect.stringMatching(/^parts=0\.5\*2,/)], timeoutMs: 600_000 });
-    expect(parseProject('projects/q12.json', '{"nqueens": {"n": 12, "tasks": 2}}').tasks).toHaveLength(2);
+    // A small board's default: two tasks.
+    expect(p.tasks).toHaveLength(2);
+    expect(p.tasks[1]).toEqual({ id: '1', argv: ['node', 'nqueens.js', '12', expect.stringMatching(/^parts=0\.3\*2,/)], timeoutMs: 600_000 });
+    const six = parseProject('projects/q12.json', '{"nqueens": {"n": 12, "tasks": 6}}');
+    expect(six.tasks).toHaveLength(6);
+    expect(six.tasks[3]).toEqual({ id: '3', argv: ['node', 'nqueens.js', '12', expect.stringMatching(/^parts=0\.5\*2,/)], timeoutMs: 600_000 });
   });
 
   it("keeps the prototype's array working: each element echoes its phrase, in order", () => {
