@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerExecutor } from '../../src/adapters/docker/executor.js';
+import { DockerExecutor, programNotRun } from '../../src/adapters/docker/executor.js';
 import { ProcessExecutor } from '../../src/adapters/process/executor.js';
 import type { ExecRequest, Executor } from '../../src/core/ports.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
@@ -80,6 +80,12 @@ describe.each(cases)('%s executor', (kind, make) => {
     expect(r.exitCode).toBe(127);
     expect(r.output).toContain('no-such-program-xyz');
   });
+
+  it('reports a program that is not executable as a shell does: 126', async () => {
+    const r = await executor.run(request(image, ['/etc/passwd']));
+    expect(r.exitCode).toBe(126);
+    expect(r.output).toMatch(/\/etc\/passwd.*(permission denied|EACCES)/i);
+  });
 });
 
 describe('docker executor sandbox', () => {
@@ -109,5 +115,19 @@ describe('docker executor sandbox', () => {
     fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN exit 7\n');
     await expect(docker.prepare({ name: 'broken', commit: 'b'.repeat(40), dir })).rejects.toThrow(/building workers\/broken at config bbbbbbb failed/);
     fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe("the engine's start errors", () => {
+  // As dockerd and runc word them (Docker 28, runc 1.1).
+  const oci = (tail: string) => `failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: ${tail}: unknown`;
+  it("are the task's own failure only when they name its program", () => {
+    expect(programNotRun(oci('exec: "nosuch": executable file not found in $PATH'), 'nosuch')).toBe(127);
+    expect(programNotRun(oci('exec: "/nosuch": stat /nosuch: no such file or directory'), '/nosuch')).toBe(127);
+    expect(programNotRun(oci('exec: "/etc/passwd": permission denied'), '/etc/passwd')).toBe(126);
+    // The engine's own trouble is not the task's: an executor error, retried.
+    expect(programNotRun(oci('error during container init: error mounting "tmpfs" to rootfs at "/tmp": no space left on device'), 'node')).toBeUndefined();
+    expect(programNotRun(oci('exec: "sh": executable file not found in $PATH'), 'node')).toBeUndefined();
+    expect(programNotRun('cgroup: cannot allocate memory', 'node')).toBeUndefined();
   });
 });

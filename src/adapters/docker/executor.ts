@@ -162,10 +162,13 @@ export class DockerExecutor implements Executor {
       try {
         await container.start();
       } catch (err) {
-        // The task's own command could not start (no such program, not executable): the task fails like a shell's 127.
         const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
+        const exitCode = programNotRun(reason, request.argv[0] ?? '');
+        // Anything else is the engine's failure, not the task's: an executor error, retried like one (attempt.ts).
+        if (exitCode === undefined) throw new Error(`the engine could not start the task's container: ${reason}`);
+        // The task's own program could not run: it fails as a shell would say, 127 (not found) or 126 (not executable).
         const out = capture.result();
-        return { exitCode: 127, stdout: out.stdout, output: `${out.output}gitjobs: the container could not start ${JSON.stringify(request.argv[0])}: ${reason}\n`, truncated: out.truncated, durationMs: Date.now() - started, timedOut: false };
+        return { exitCode, stdout: out.stdout, output: `${out.output}gitjobs: the container could not start ${JSON.stringify(request.argv[0])}: ${reason}\n`, truncated: out.truncated, durationMs: Date.now() - started, timedOut: false };
       }
       const timer = setTimeout(() => {
         timedOut = true;
@@ -193,4 +196,17 @@ export class DockerExecutor implements Executor {
       await container.remove({ force: true, v: true }).catch(() => undefined);
     }
   }
+}
+
+/**
+ * Whether the engine's start error says that the task's own program could
+ * not be run, and the exit code a shell gives for it: 127 when it is not
+ * found, 126 when it is not executable. runc says
+ * `exec: "nosuch": executable file not found in $PATH` or
+ * `exec: "/etc/passwd": permission denied`. Undefined for any other error.
+ */
+export function programNotRun(reason: string, program: string): 126 | 127 | undefined {
+  const at = reason.indexOf(`exec: ${JSON.stringify(program)}:`);
+  if (at < 0) return undefined;
+  return /permission denied/.test(reason.slice(at)) ? 126 : 127;
 }

@@ -87,7 +87,7 @@ export class ProcessExecutor implements Executor {
         request.signal?.removeEventListener('abort', abort);
         const out = capture.result();
         if (spawnError) out.output += `gitjobs: could not start ${cmd}: ${spawnError.message}\n`;
-        resolve({ exitCode: timedOut || aborted ? null : spawnError ? 127 : code, ...out, durationMs: Date.now() - started, timedOut, ...(aborted ? { aborted } : {}) });
+        resolve({ exitCode: timedOut || aborted ? null : spawnError ? ((spawnError as NodeJS.ErrnoException).code === 'EACCES' ? 126 : 127) : code, ...out, durationMs: Date.now() - started, timedOut, ...(aborted ? { aborted } : {}) });
       });
     });
   }
