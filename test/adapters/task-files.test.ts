@@ -48,7 +48,7 @@ describe('task files', () => {
       body.on('end', next);
       body.resume();
     });
-    const finished = new Promise((r) => extract.on('finish', r));
+    const finished = new Promise<void>((r) => extract.on('finish', () => r()));
     tarOf(files).pipe(extract);
     await finished;
     expect(entries).toEqual([

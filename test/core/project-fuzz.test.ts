@@ -42,7 +42,7 @@ function mutate(doc: unknown, path: number[], value: unknown): unknown {
   const entries = Array.isArray(doc) ? doc.map((v, i) => [i, v] as const) : Object.entries(doc as Record<string, unknown>);
   if (!entries.length) return value;
   const [key, child] = entries[path[0]! % entries.length]!;
-  const copy: Record<string | number, unknown> = Array.isArray(doc) ? [...doc] : { ...(doc as object) };
+  const copy = (Array.isArray(doc) ? [...doc] : { ...(doc as object) }) as Record<string | number, unknown>;
   copy[key] = mutate(child, path.slice(1), value);
   return copy;
 }

@@ -956,7 +956,7 @@ describe('records', () => {
     expect(taskChange(runPaths(q.run), t).content).not.toContain('"stdout"');
     expect(runChange(p1, q.run).content).toContain('"tasks": [\n    "a"\n  ]');
     expect(runChange(runPaths(q.run), q.run).content).not.toContain('"tasks":');
-    expect(runChange(p1, q.run).content.endsWith('}\n')).toBe(true);
+    expect(String(runChange(p1, q.run).content).endsWith('}\n')).toBe(true);
     expect(parseTaskList('{"id":"a"}\n\n  \n{"id":"b"}\n')).toEqual([{ id: 'a' }, { id: 'b' }]);
     expect(tail('abcdef', 6)).toBe('abcdef');
     expect(tail('abcdef', 5)).toBe('…bcdef');

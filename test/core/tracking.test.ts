@@ -13,7 +13,7 @@ const TODO = 'a'.repeat(40);
 const CONFIG = 'c'.repeat(40);
 const now = '2026-01-01T00:00:00.000Z';
 
-function fresh(retries = 0): { run: RunRecord; tasks: TaskRecord[] } {
+function fresh(retries = 0): ReturnType<typeof queuedRun> {
   const project = parseProject('projects/p.json', JSON.stringify({ retries, tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 'echo b' }] }));
   return queuedRun({ runId: 'p-1234567', file: 'projects/p.json', project, todoCommit: TODO, configCommit: CONFIG, now });
 }
@@ -46,12 +46,12 @@ describe('tracking reducer', () => {
 
   it('turns started and finished into one commit each, with trailers', () => {
     const { run, tasks } = fresh();
-    const [start] = applyEvent(run, tasks[0]!, ev('started'));
-    expect(start!.kind).toBe('applied');
-    if (start!.kind !== 'applied') return;
+    const start = applyEvent(run, tasks[0]!, ev('started'))[0]!;
+    expect(start.kind).toBe('applied');
+    if (start.kind !== 'applied') return;
     expect(start.message.split('\n')[0]).toBe('p-1234567/a: queued -> running (attempt 1/1 on h1)');
-    const [end] = applyEvent(run, start.task, ev('finished'));
-    if (end!.kind !== 'applied') throw new Error('expected applied');
+    const end = applyEvent(run, start.task, ev('finished'))[0]!;
+    if (end.kind !== 'applied') throw new Error('expected applied');
     expect(end.message.split('\n')[0]).toBe('p-1234567/a: running -> succeeded (exit 0, 0.41s)');
     expect(end.message).toMatch(/Worker-Host: h1\nImage: sha256:img/);
     expect(end.task.state).toBe('succeeded');
@@ -60,11 +60,11 @@ describe('tracking reducer', () => {
 
   it('ignores duplicates and stale attempts', () => {
     const { run, tasks } = fresh();
-    const [start] = applyEvent(run, tasks[0]!, ev('started'));
-    if (start!.kind !== 'applied') throw new Error();
+    const start = applyEvent(run, tasks[0]!, ev('started'))[0]!;
+    if (start.kind !== 'applied') throw new Error();
     expect(applyEvent(run, start.task, ev('started'))[0]!.kind).toBe('ignored');
-    const [end] = applyEvent(run, start.task, ev('finished'));
-    if (end!.kind !== 'applied') throw new Error();
+    const end = applyEvent(run, start.task, ev('finished'))[0]!;
+    if (end.kind !== 'applied') throw new Error();
     expect(applyEvent(run, end.task, ev('finished'))).toEqual([{ kind: 'ignored', reason: 'task is already succeeded' }]);
   });
 
@@ -79,15 +79,15 @@ describe('tracking reducer', () => {
 
   it('retries a failed attempt while attempts remain', () => {
     const { run, tasks } = fresh(1);
-    const [, end] = applyEvent(run, tasks[0]!, ev('finished', 1, { exitCode: 3 }));
-    if (end!.kind !== 'applied') throw new Error();
+    const end = applyEvent(run, tasks[0]!, ev('finished', 1, { exitCode: 3 }))[1]!;
+    if (end.kind !== 'applied') throw new Error();
     expect(end.retry).toBe(true);
     expect(end.message.split('\n')[0]).toBe('p-1234567/a: running -> failed (exit 3, 0.41s, attempt 1/2)');
     const again = requeue(run, end.task, now, 2000);
     expect(again.message.split('\n')[0]).toBe('p-1234567/a: failed -> queued (retry: attempt 2/2 in 2.00s)');
     expect(again.task.notBefore).toBe('2026-01-01T00:00:02.000Z');
-    const [, second] = applyEvent(run, again.task, ev('finished', 2, { exitCode: 3 }));
-    if (second!.kind !== 'applied') throw new Error();
+    const second = applyEvent(run, again.task, ev('finished', 2, { exitCode: 3 }))[1]!;
+    if (second.kind !== 'applied') throw new Error();
     expect(second.retry).toBe(false);
   });
 

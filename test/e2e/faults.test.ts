@@ -43,7 +43,7 @@ function executionCounter(executor: 'process' | 'docker', h: string): { mark: st
   };
 }
 
-function track(p: Proc): Proc {
+function track<P extends Proc>(p: P): P {
   cleanups.push(() => {
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   });
@@ -179,7 +179,7 @@ describe('faults', () => {
     checkStory(view);
   });
 
-  it.each(['process', 'docker'])('gitjobs up killed with SIGKILL again and again at random moments of a busy run (%s): every task ends once, fsck stays clean', async (executor) => {
+  it.each(['process', 'docker'] as const)('gitjobs up killed with SIGKILL again and again at random moments of a busy run (%s): every task ends once, fsck stays clean', async (executor) => {
     const h = home();
     const p = prefix();
     const env = { GITJOBS_HEARTBEAT: '500ms', GITJOBS_EXECUTOR: executor };
@@ -222,7 +222,7 @@ describe('faults', () => {
     expect(spawnSync('git', ['--git-dir', gitdir, 'fsck', '--strict', '--full']).status).toBe(0);
   }, 300_000);
 
-  it.each(['process', 'docker'])('gitjobs up restarted while a worker elsewhere runs a task (%s): the task runs once, not again from recovery', async (executor) => {
+  it.each(['process', 'docker'] as const)('gitjobs up restarted while a worker elsewhere runs a task (%s): the task runs once, not again from recovery', async (executor) => {
     const h = home();
     const p = prefix();
     const fast = { GITJOBS_HEARTBEAT: '500ms' };
@@ -381,7 +381,7 @@ describe('faults', () => {
       execFileSync('rabbitmqctl', ['eval', m ? `application:set_env(rabbit, ${key}, ${m[1]}).` : `application:unset_env(rabbit, ${key}).`], { stdio: 'ignore' });
     };
 
-    it.each(['process', 'docker'])('run once with a lease (acked at start, heartbeats), where holding the message would run them twice (%s)', async (executor) => {
+    it.each(['process', 'docker'] as const)('run once with a lease (acked at start, heartbeats), where holding the message would run them twice (%s)', async (executor) => {
       // The broker is shared: what it had is put back afterwards, whatever it was.
       const found = { consumer_timeout: brokerEnv('consumer_timeout'), channel_tick_interval: brokerEnv('channel_tick_interval') };
       cleanups.push(() => Object.entries(found).forEach(([key, value]) => setBrokerEnv(key, value)));
@@ -472,9 +472,9 @@ describe('faults', () => {
       const commit = await stack.push({ 'projects/dup.json': JSON.stringify({ tasks: [{ id: 'a', run: 'echo a' }, { id: 'b', run: 'sleep 2; echo b' }] }) });
       const runId = runIdFor('projects/dup.json', commit);
       const a = await waitFor('task a done', async () => (await stack.readRun(runId))?.tasks.find((t) => t.id === 'a' && t.state === 'succeeded'));
-      const base = { v: 1, run: runId, task: 'a', attempt: 1, host: a.worker!.host, worker: a.worker!.id, image: a.worker!.image, at: new Date().toISOString() };
-      const finished = { ...base, kind: 'finished', exitCode: 0, durationMs: 10, timedOut: false, stdout: 'a\n', output: 'a\n', truncated: false };
-      for (const e of [{ ...base, kind: 'started' }, finished, finished]) await stack.running.queue.publish('done', e);
+      const base = { v: 1 as const, run: runId, task: 'a', attempt: 1, host: a.worker!.host, worker: a.worker!.id, image: a.worker!.image, at: new Date().toISOString() };
+      const finished = { ...base, kind: 'finished' as const, exitCode: 0, durationMs: 10, timedOut: false, stdout: 'a\n', output: 'a\n', truncated: false };
+      for (const e of [{ ...base, kind: 'started' as const }, finished, finished]) await stack.running.queue.publish('done', e);
       const view = await stack.waitForRun(runId);
       expect((await stack.result(runId)).text).toBe('a\nb\n');
       const log = (await stack.running.store.log('tache_suivi')).map((c) => c.message.split('\n')[0]!).filter((s) => s.startsWith(runId)).reverse();

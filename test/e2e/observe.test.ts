@@ -282,7 +282,7 @@ describe('dashboard', () => {
     // Read in one go inside the page, so that no redraw falls between two reads.
     const nodes = await page.evaluate(() =>
       Object.fromEntries(
-        [...document.querySelectorAll('#graph g.node')].map((n) => [n.getAttribute('data-task'), { state: n.getAttribute('data-state'), x: Number(n.querySelector('rect')!.getAttribute('x')), colour: getComputedStyle(n).color }]),
+        [...document.querySelectorAll('#graph g.node')].map((n) => [n.getAttribute('data-task') ?? '', { state: n.getAttribute('data-state'), x: Number(n.querySelector('rect')!.getAttribute('x')), colour: getComputedStyle(n).color }]),
       ),
     );
     expect(Object.fromEntries(Object.entries(nodes).map(([id, n]) => [id, n.state]))).toEqual({ a: 'succeeded', b: 'failed', c: 'succeeded', d: 'skipped', e: 'skipped' });

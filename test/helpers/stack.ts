@@ -91,7 +91,7 @@ export async function startStack(options: { workers?: number; executor?: Executo
     return head ? readRunView(repoTree(running.store, tracking), head, runId) : undefined;
   };
 
-  return {
+  const stack: Stack = {
     running,
     settings,
     home,
@@ -103,7 +103,7 @@ export async function startStack(options: { workers?: number; executor?: Executo
     },
     logs: () => logText,
     async push(files, message = 'Add projects', pushOptions = {}) {
-      const dir = await this.clone(settings.repos.todo);
+      const dir = await stack.clone(settings.repos.todo);
       if (pushOptions.token) git(dir, 'remote', 'set-url', '--push', 'origin', running.forge.cloneUrl(settings.repos.todo).replace('http://', `http://gitjobs:${pushOptions.token}@`));
       for (const [file, content] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -152,4 +152,5 @@ export async function startStack(options: { workers?: number; executor?: Executo
       for (const d of [home, ...clones]) fs.rmSync(d, { recursive: true, force: true });
     },
   };
+  return stack;
 }

@@ -112,7 +112,7 @@ describe('a dispatcher', () => {
     const c0 = (await h.store.head('tache_a_faire'))!;
     const c1 = await commit({ 'projects/one.json': project('a') });
     const [first] = await deliver(c0, c1);
-    const id = first!.run;
+    const id = first!.run!;
     await h.collector.cancel(id, 'x');
     for (const n of [1, 2, 3]) {
       expect(await h.dispatcher.rerun(id)).toMatchObject({ run: `${id}.r${n}`, outcome: 'queued' });

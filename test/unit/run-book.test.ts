@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryGitStore } from '../../src/adapters/memory/git-store.js';
 import { allTasksFinal, progressOf, RunBook, type LiveRun } from '../../src/collector/run-book.js';
 import { runPaths } from '../../src/core/layout.js';
+import type { FileChange } from '../../src/core/ports.js';
 import { parseProject } from '../../src/core/project.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import { queuedRun } from '../../src/core/tracking/queue-run.js';
@@ -22,7 +23,7 @@ const q = queuedRun({
 const paths = runPaths(q.run);
 const task = (id: string, extra: Partial<TaskRecord>) => ({ ...q.tasks.find((t) => t.id === id)!, ...extra }) as TaskRecord;
 
-async function tracked(extra: { changes: { path: string; content: string | null }[] } = { changes: [] }) {
+async function tracked(extra: { changes: FileChange[] } = { changes: [] }) {
   const store = new MemoryGitStore();
   await store.commit('t', q);
   if (extra.changes.length) await store.commit('t', { changes: extra.changes, message: 'more\n' });
@@ -73,7 +74,7 @@ describe('the run book', () => {
 
   it('keeps its counts right when a final task changes again', async () => {
     const book = new RunBook(new MemoryGitStore(), 't', 100);
-    const live: LiveRun = { run: q.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false };
+    const live: LiveRun = { run: q.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false, waiting: 0, active: 0 };
     for (const t of q.tasks) book.setTask(live, t);
     expect(progressOf(live)).toEqual({ done: 0, failed: 0, total: 3 });
     book.setTask(live, task('a', { state: 'failed', attempts: 2 }));
@@ -92,7 +93,7 @@ describe('the run book', () => {
 
   it('counts each output once, lets a run reach its cap exactly, and drops every output once past it', () => {
     const book = new RunBook(new MemoryGitStore(), 't', 4);
-    const live: LiveRun = { run: q.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false };
+    const live: LiveRun = { run: q.run, tasks: new Map(), final: 0, failed: 0, stdoutBytes: 0, overCap: false, waiting: 0, active: 0 };
     book.setTask(live, task('a', { state: 'succeeded', attempts: 1, stdout: 'é' }));
     // The same record again (a duplicate report) adds nothing.
     book.setTask(live, task('a', { state: 'succeeded', attempts: 1, stdout: 'é' }));

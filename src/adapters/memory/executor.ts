@@ -81,6 +81,8 @@ export class MemoryExecutor implements Executor {
   readonly started: ExecRequest[] = [];
   /** Attempts running now. */
   running = 0;
+  /** None by default; a test gives one to see what a starting worker does with it. */
+  reapOrphans?: (host: string) => Promise<number>;
   private readonly programs: Record<string, Program>;
 
   constructor(private readonly options: MemoryExecutorOptions) {
