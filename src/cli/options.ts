@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteForgeOptions } from '../app/gitjobs.js';
 import { parseDuration } from '../core/duration.js';
+import { parseSize } from '../core/size.js';
 import { DEFAULT_AMQP_URL, DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../core/settings.js';
 
 export const COMMON_FLAGS = {
@@ -30,21 +31,10 @@ function durationSetting(flags: Flags, flag: string, envValue: string | undefine
   return ms;
 }
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** `64MiB`, `64m`, `1048576`: a size in bytes. */
-export function parseBytes(raw: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw);
-  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) return undefined;
-  const n = Math.floor(Number(m[1]) * unit);
-  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
-}
-
 function bytesSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number): number {
   const raw = str(flags, flag) ?? envValue;
   if (raw === undefined) return fallback;
-  const n = parseBytes(raw);
+  const n = parseSize(raw);
   if (n === undefined) throw new UsageError(`--${flag} must be a size such as 64MiB, not ${JSON.stringify(raw)}`);
   return n;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { parseSize } from './size.js';
 import { ProjectError, type ProjectProblem } from './errors.js';
 import { dupProblems, duplicates, parseJson, problemsOf } from './project-json.js';
 import { resolveNeeds } from './dag.js';
@@ -77,16 +78,6 @@ export interface RequestedLimits {
   memoryBytes?: number;
   nanoCpus?: number;
   pids?: number;
-}
-
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
-
-export function parseSize(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*$/i.exec(value);
-  if (!m) return undefined;
-  const n = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
-  return n > 0 ? n : undefined;
 }
 
 /** A union's own message, or "missing" when the field is not there at all. */

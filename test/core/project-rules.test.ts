@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ProjectError } from '../../src/core/errors.js';
-import { jsonPath, parseProject, parseSize, PROJECT_LIMITS } from '../../src/core/project.js';
+import { jsonPath, parseProject, PROJECT_LIMITS } from '../../src/core/project.js';
+import { parseSize } from '../../src/core/size.js';
 
 const problems = (text: string, file = 'projects/p.json') => {
   try {
@@ -26,6 +27,10 @@ describe('sizes', () => {
     expect(parseSize('1.5m')).toBe(1.5 * 1024 ** 2);
     expect(parseSize('1Mb')).toBe(1024 ** 2);
     expect(parseSize('1g')).toBe(1024 ** 3);
+    // The spellings of flags and environment variables too: one parser for both.
+    expect(parseSize('64MiB')).toBe(64 * 1024 ** 2);
+    expect(parseSize('2 kib')).toBe(2048);
+    expect(parseSize(2 ** 60)).toBeUndefined();
     expect(parseSize('3b')).toBe(3);
     expect(parseSize('0.5')).toBeUndefined();
     expect(parseSize('0')).toBeUndefined();

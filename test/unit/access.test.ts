@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPushRequest } from '../../src/adapters/builtin/http-backend.js';
-import { parseBytes } from '../../src/cli/options.js';
+import { parseSize } from '../../src/core/size.js';
 import { MaskedStream, SecretMasker } from '../../src/core/masking.js';
 import { Access, bodyRefusal, hostName, isLoopback, presentedToken } from '../../src/server/access.js';
 
@@ -157,15 +157,15 @@ describe('what counts as a push', () => {
 
 describe('sizes in settings', () => {
   it('reads bytes with or without a unit', () => {
-    expect(parseBytes('64MiB')).toBe(64 * 1024 * 1024);
-    expect(parseBytes('64m')).toBe(64 * 1024 * 1024);
-    expect(parseBytes('1048576')).toBe(1048576);
-    expect(parseBytes('1.5k')).toBe(1536);
-    for (const bad of ['', '0', '-1', 'lots', '1 parsec', '1e9']) expect(parseBytes(bad), bad).toBeUndefined();
+    expect(parseSize('64MiB')).toBe(64 * 1024 * 1024);
+    expect(parseSize('64m')).toBe(64 * 1024 * 1024);
+    expect(parseSize('1048576')).toBe(1048576);
+    expect(parseSize('1.5k')).toBe(1536);
+    for (const bad of ['', '0', '-1', 'lots', '1 parsec', '1e9']) expect(parseSize(bad), bad).toBeUndefined();
   });
   it('never throws, and a size is a positive whole number', () => {
     fc.assert(fc.property(fc.string({ maxLength: 20 }), (s) => {
-      const n = parseBytes(s);
+      const n = parseSize(s);
       if (n !== undefined) expect(Number.isSafeInteger(n) && n > 0).toBe(true);
     }));
   });
