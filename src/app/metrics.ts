@@ -59,7 +59,7 @@ export class Metrics implements RunObserver {
       labelNames: ['queue'],
       registers: [this.registry],
       async collect() {
-        for (const q of ['todo', 'done', 'dead'] as const) this.set({ queue: q }, (await options.queueStats(q).catch(() => ({ messages: NaN }))).messages);
+        for (const q of ['todo', 'done', 'large', 'dead'] as const) this.set({ queue: q }, (await options.queueStats(q).catch(() => ({ messages: NaN }))).messages);
       },
     });
     const leases = () => this.leasesHeld?.();

@@ -80,8 +80,8 @@ Usage:
 
 Common options:
   --amqp-url URL        RabbitMQ (env GITJOBS_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672)
-  --queue-prefix P      P.TODO, P.DONE, P.DEAD and the P.CONTROL and P.OUTPUT exchanges instead of
-                        TODO, DONE, DEAD, CONTROL and OUTPUT (env GITJOBS_QUEUE_PREFIX)
+  --queue-prefix P      P.TODO, P.DONE, P.DONE_LARGE, P.DEAD and the P.CONTROL and P.OUTPUT exchanges
+                        instead of TODO, DONE, DONE_LARGE, DEAD, CONTROL and OUTPUT (env GITJOBS_QUEUE_PREFIX)
   --todo-repo NAME      default tache_a_faire (env GITJOBS_TODO_REPO)
   --tracking-repo NAME  default tache_suivi (env GITJOBS_TRACKING_REPO)
   --done-repo NAME      default tache_termine (env GITJOBS_DONE_REPO)

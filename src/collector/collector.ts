@@ -41,6 +41,14 @@ import { sendWithInputs } from '../core/inputs.js';
 export type { CancelOutcome } from './cancel.js';
 export type { RecoveryReport } from './recovery.js';
 
+/** Bytes of DONE_LARGE messages the collector holds at most (its prefetch is this over the largest message). */
+export const LARGE_REPORTS_BUDGET = 512 * 1024 * 1024;
+
+/** How many large reports the collector holds at once: as many of the largest messages as fit in the budget, at least 1. */
+export function largePrefetch(maxMessageBytes: number): number {
+  return Math.max(1, Math.floor(LARGE_REPORTS_BUDGET / maxMessageBytes));
+}
+
 export interface CollectorOptions extends StageOptions {
   /** How many DONE messages may be in hand at once: the more, the more transitions go to disk together. */
   prefetch?: number;
@@ -85,8 +93,10 @@ export class Collector {
   }
 
   async start(): Promise<void> {
-    const { queue, prefetch } = this.options;
+    const { queue, prefetch, settings } = this.options;
     this.consumers.push(await queue.consume('done', { prefetch: prefetch ?? 1024 }, (event) => this.report(event)));
+    // Large reports (files, long output) a few at a time, however many tasks finish at once: see reportQueue.
+    this.consumers.push(await queue.consume('large', { prefetch: largePrefetch(settings.maxMessageBytes) }, (event) => this.report(event)));
     this.consumers.push(
       await queue.subscribe('control', (message) => {
         if (message.kind === 'heartbeat') this.leases.heartbeat(message);

@@ -92,8 +92,9 @@ export const taskEvent = z.discriminatedUnion('kind', [
     /** Set when the attempt failed for a reason other than the task's own exit code. */
     error: z.string().optional(),
     /**
-     * When the attempt started, for an attempt so short that its worker
-     * reported start and end together (no `started` was sent).
+     * When the attempt started: the start's time when the start is recorded
+     * from this report (an attempt so short that no `started` was sent, or a
+     * large report read before its `started`, which went to DONE).
      */
     startedAt: z.string().optional(),
     redelivered: z.boolean().optional(),
@@ -145,28 +146,51 @@ export type OutputMessage = z.infer<typeof outputMessage>;
 export interface Channels {
   todo: TodoMessage;
   done: TaskEvent;
+  /** Outcomes too large to be held a thousand at a time (files, long output): see `reportQueue`. */
+  large: TaskEvent;
   dead: DeadLetter;
   control: ControlMessage;
   output: OutputMessage;
 }
 export type ChannelName = keyof Channels;
 /** Durable queues: each message goes to one consumer. */
-export type WorkQueue = 'todo' | 'done' | 'dead';
+export type WorkQueue = 'todo' | 'done' | 'large' | 'dead';
 /** Fanouts: each message goes to every live subscriber. */
 export type Fanout = 'control' | 'output';
 
 export const CHANNEL_SCHEMAS: { [C in ChannelName]: z.ZodType<Channels[C]> } = {
   todo: todoMessage,
   done: taskEvent,
+  large: taskEvent,
   dead: deadLetter,
   control: controlMessage,
   output: outputMessage,
 };
 
 /** A message's bytes; past `maxBytes` (the broker's limit) a MessageTooLargeError, so that it is never sent. */
+/**
+ * A report past this many bytes of output and files goes to LARGE, not DONE.
+ * The collector holds up to a thousand DONE messages at once (what keeps
+ * commits flowing for runs of many small tasks), which is safe only for
+ * small ones: LARGE is consumed a few at a time, as many as fit in its
+ * budget (collector.ts), however many tasks finish at once.
+ */
+export const LARGE_REPORT_BYTES = 256 * 1024;
+
+/** Where a worker sends a report: DONE, or LARGE for a finished attempt with more than LARGE_REPORT_BYTES of output and files. */
+export function reportQueue(event: TaskEvent): 'done' | 'large' {
+  if (event.kind !== 'finished') return 'done';
+  let bytes = event.stdout.length + event.output.length;
+  for (const f of event.files ?? []) bytes += f.data.length;
+  return bytes > LARGE_REPORT_BYTES ? 'large' : 'done';
+}
+
+/** How errors name a channel: its default queue name. */
+const channelLabel = (channel: ChannelName): string => (channel === 'large' ? 'DONE_LARGE' : channel.toUpperCase());
+
 export function encode<C extends ChannelName>(channel: C, message: Channels[C], maxBytes?: number): Buffer {
   const body = Buffer.from(JSON.stringify(message));
-  if (maxBytes !== undefined && body.length > maxBytes) throw new MessageTooLargeError(channel.toUpperCase(), body.length, maxBytes);
+  if (maxBytes !== undefined && body.length > maxBytes) throw new MessageTooLargeError(channelLabel(channel), body.length, maxBytes);
   return body;
 }
 
@@ -176,11 +200,11 @@ export function decode<C extends ChannelName>(channel: C, content: Buffer): Chan
   try {
     raw = JSON.parse(content.toString('utf8'));
   } catch {
-    throw new MessageError(`${channel.toUpperCase()}: message is not JSON (${content.length} bytes)`);
+    throw new MessageError(`${channelLabel(channel)}: message is not JSON (${content.length} bytes)`);
   }
   const r = CHANNEL_SCHEMAS[channel].safeParse(raw);
   if (!r.success) {
-    throw new MessageError(`${channel.toUpperCase()}: message does not match its schema: ${r.error.issues.map((i) => `${i.path.join('.') || '$'}: ${i.message}`).join('; ')}`);
+    throw new MessageError(`${channelLabel(channel)}: message does not match its schema: ${r.error.issues.map((i) => `${i.path.join('.') || '$'}: ${i.message}`).join('; ')}`);
   }
   return r.data;
 }

@@ -111,7 +111,7 @@ export interface Queue {
    * Delivers at least once, at most `prefetch` unacked at a time. The message
    * is acked when the handler resolves and given back when it throws.
    */
-  consume<Q extends 'todo' | 'done'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer>;
+  consume<Q extends 'todo' | 'done' | 'large'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer>;
   /** Tells every live subscriber; nothing is kept for those that subscribe later. */
   broadcast<F extends Fanout>(fanout: F, message: Channels[F]): Promise<void>;
   subscribe<F extends Fanout>(fanout: F, handler: (message: Channels[F]) => void): Promise<Consumer>;

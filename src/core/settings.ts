@@ -13,7 +13,7 @@ export interface Settings {
    * tells every worker of a cancelled run (and carries heartbeats); OUTPUT a
    * fanout exchange of running tasks' output, for live logs.
    */
-  queues: { todo: string; done: string; dead: string; control: string; output: string };
+  queues: { todo: string; done: string; large: string; dead: string; control: string; output: string };
   /** Resource limits of one task container. */
   limits: Limits;
   /** Bytes of a task's output kept; the rest is cut with a marker. */
@@ -47,7 +47,7 @@ export interface Settings {
 export const DEFAULT_SETTINGS: Settings = {
   repos: { todo: 'tache_a_faire', tracking: 'tache_suivi', done: 'tache_termine', config: 'config' },
   branch: 'main',
-  queues: { todo: 'TODO', done: 'DONE', dead: 'DEAD', control: 'CONTROL', output: 'OUTPUT' },
+  queues: { todo: 'TODO', done: 'DONE', large: 'DONE_LARGE', dead: 'DEAD', control: 'CONTROL', output: 'OUTPUT' },
   limits: { memoryBytes: 512 * 1024 * 1024, nanoCpus: 1_000_000_000, pids: 256 },
   outputCap: 1024 * 1024,
   outputTail: 2048,
@@ -72,7 +72,7 @@ export function retryDelay(settings: Pick<Settings, 'retryBaseMs' | 'retryMaxMs'
 
 /** Queue names with a prefix, so that several installations or tests can share one broker. */
 export function prefixedQueues(prefix: string | undefined): Settings['queues'] {
-  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, dead: `${prefix}.DEAD`, control: `${prefix}.CONTROL`, output: `${prefix}.OUTPUT` } : { ...DEFAULT_SETTINGS.queues };
+  return prefix ? { todo: `${prefix}.TODO`, done: `${prefix}.DONE`, large: `${prefix}.DONE_LARGE`, dead: `${prefix}.DEAD`, control: `${prefix}.CONTROL`, output: `${prefix}.OUTPUT` } : { ...DEFAULT_SETTINGS.queues };
 }
 
 /**

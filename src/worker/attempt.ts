@@ -4,7 +4,7 @@
  * `finished` goes to DONE. A task that may outlive the broker's patience
  * with an unacked delivery is acked at start and held by heartbeats instead.
  */
-import type { TaskEvent, TodoMessage } from '../core/channels.js';
+import { reportQueue, type TaskEvent, type TodoMessage } from '../core/channels.js';
 import { MessageTooLargeError, RequeueError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Clock, Delivery, Executor, ExecResult, Queue, WorkerSource } from '../core/ports.js';
@@ -56,7 +56,8 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   const { queue, executor, clock } = ctx;
   const at = () => new Date(clock.now()).toISOString();
   const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: ctx.host, worker: ctx.workerId };
-  const report = (event: TaskEvent) => queue.publish('done', event);
+  // A large outcome (files, long output) goes to DONE_LARGE, which the collector takes a few at a time.
+  const report = (event: TaskEvent) => (reportQueue(event) === 'large' ? queue.publish('large', event) : queue.publish('done', event));
   /** The outcome of an attempt that gitjobs could not run (no image, an executor error). */
   const failedToRun = (image: string, error: string): TaskEvent => ({ ...base, kind: 'finished', image, at: at(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
 
@@ -163,7 +164,8 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   await startReport?.catch(() => undefined);
   const { aborted, files, outError, ...outcome } = result;
   const kept = msg.out ? keptFiles(outcome, files ?? [], msg.out.maxBytes, outError) : {};
-  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...kept, ...(startReport ? {} : { startedAt, redelivered: delivery.redelivered }), ...(key ? { cacheKey: key } : {}) };
+  // A large one goes to another queue than its `started` and may be read first: it carries its start time either way.
+  const finished = { ...base, kind: 'finished' as const, image: imageName, at: at(), ...outcome, ...kept, startedAt, ...(startReport ? {} : { redelivered: delivery.redelivered }), ...(key ? { cacheKey: key } : {}) };
   if (aborted) {
     if (control.reason === 'shutdown') {
       // Another worker takes the attempt: a leased one's message is acked already, so it is queued again.

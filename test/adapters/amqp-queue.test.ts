@@ -146,6 +146,41 @@ describe('AmqpQueue', () => {
     expect(await q.depth('done')).toBe(1);
   });
 
+  it('declares DONE_LARGE as DONE (a delivery limit, dead letters to DEAD), and a consumer of it holds no more than its prefetch', async () => {
+    const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const q = await connect(prefix);
+    const raw = await amqp.connect(AMQP_URL);
+    try {
+      // Declared without the limit, it must clash with what gitjobs declared.
+      const ch = await raw.createChannel();
+      ch.on('error', () => undefined);
+      await expect(ch.assertQueue(`${prefix}.DONE_LARGE`, { durable: true, arguments: { 'x-queue-type': 'quorum' } })).rejects.toThrow(/PRECONDITION_FAILED|inequivalent arg/);
+    } finally {
+      await raw.close();
+    }
+    for (let i = 0; i < 5; i++) await q.publish('large', started(`big${i}`));
+    let inHand = 0;
+    let most = 0;
+    const seen: string[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const consumer = await q.consume('large', { prefetch: 2 }, async (event) => {
+      inHand++;
+      most = Math.max(most, inHand);
+      await gate;
+      seen.push(event.task);
+      inHand--;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(inHand).toBe(2);
+    open();
+    for (let i = 0; i < 50 && seen.length < 5; i++) await new Promise((r) => setTimeout(r, 100));
+    await consumer.cancel();
+    expect(seen.sort()).toEqual(['big0', 'big1', 'big2', 'big3', 'big4']);
+    expect(most).toBe(2);
+    expect(await q.depth('large')).toBe(0);
+  });
+
   it('declares durable quorum queues', async () => {
     const prefix = `test-amqp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     await connect(prefix);

@@ -264,10 +264,10 @@ describe('settings', () => {
     expect(needsLease({ consumerTimeoutMs: 1000 }, 501)).toBe(true);
   });
   it('prefix every queue, and keep the user queues of each installation apart', () => {
-    expect(prefixedQueues(undefined)).toEqual({ todo: 'TODO', done: 'DONE', dead: 'DEAD', control: 'CONTROL', output: 'OUTPUT' });
+    expect(prefixedQueues(undefined)).toEqual({ todo: 'TODO', done: 'DONE', large: 'DONE_LARGE', dead: 'DEAD', control: 'CONTROL', output: 'OUTPUT' });
     expect(prefixedQueues('')).toEqual(DEFAULT_SETTINGS.queues);
     expect(prefixedQueues(undefined)).not.toBe(DEFAULT_SETTINGS.queues);
-    expect(prefixedQueues('t1')).toEqual({ todo: 't1.TODO', done: 't1.DONE', dead: 't1.DEAD', control: 't1.CONTROL', output: 't1.OUTPUT' });
+    expect(prefixedQueues('t1')).toEqual({ todo: 't1.TODO', done: 't1.DONE', large: 't1.DONE_LARGE', dead: 't1.DEAD', control: 't1.CONTROL', output: 't1.OUTPUT' });
     expect(userQueueNamespace(prefixedQueues(undefined))).toBe('q.');
     expect(userQueueNamespace(prefixedQueues('t1'))).toBe('t1.q.');
     expect(userQueueNamespace({ ...DEFAULT_SETTINGS.queues, todo: 'jobs' })).toBe('jobs.q.');

@@ -8,7 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runPaths } from '../../src/core/layout.js';
 import { filesDir } from '../../src/core/files.js';
 import { gitObjectId } from '../../src/core/git-ids.js';
-import { finishedRun, harness, pushedRun, type Harness } from './harness.js';
+import { finishedRun, harness, pushedRun, until, type Harness } from './harness.js';
+import { LARGE_REPORT_BYTES, reportQueue, type TaskEvent, type WorkQueue } from '../../src/core/channels.js';
+import { largePrefetch, LARGE_REPORTS_BUDGET } from '../../src/collector/collector.js';
+import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
+import { runIdFor } from '../../src/core/ids.js';
 
 let h: Harness;
 afterEach(async () => h?.stop());
@@ -162,5 +166,57 @@ describe('files in and out', () => {
     expect(by.both!.error).toMatch(/^inputs of both: a TODO message of [\d.]+ KiB is more than the broker takes/);
     // It ran nothing: its worker failed it before starting anything.
     expect(h.executor.started.map((r) => r.env.GITJOBS_TASK)).not.toContain('both');
+  });
+});
+
+describe('large reports', () => {
+  /** Which queue each finished report went to, by task. */
+  function watchReports(): Map<string, string> {
+    const sent = new Map<string, string>();
+    const publish = h.queue.publish.bind(h.queue);
+    h.queue.publish = (async (queue: WorkQueue, message: unknown) => {
+      const e = message as TaskEvent;
+      if ((queue === 'done' || queue === 'large') && e.kind === 'finished') sent.set(e.task, queue);
+      return publish(queue, message as never);
+    }) as typeof h.queue.publish;
+    return sent;
+  }
+
+  it('go to DONE_LARGE, which the collector takes a few at a time, and land like any other', async () => {
+    h = await harness();
+    const sent = watchReports();
+    const id = await pushed('big', { out: true, tasks: [{ id: 'big', run: `fill big.bin ${LARGE_REPORT_BYTES}` }, { id: 'small', run: 'put s.txt hi' }] });
+    const view = (await h.run(id))!;
+    expect(view.run.state).toBe('succeeded');
+    // Past LARGE_REPORT_BYTES once in base64; the small one stays on DONE.
+    expect(Object.fromEntries(sent)).toEqual({ big: 'large', small: 'done' });
+    const big = view.tasks.find((t) => t.id === 'big')!;
+    expect(big.files!.entries).toEqual([{ path: 'big.bin', blob: gitObjectId('blob', 'x'.repeat(LARGE_REPORT_BYTES)), bytes: LARGE_REPORT_BYTES }]);
+    expect(await doneFile(`${filesDir(view.run, 'big')}/big.bin`)).toHaveLength(LARGE_REPORT_BYTES);
+    expect(h.queue.depth('large')).toBe(0);
+  });
+
+  it('recorded with their start time even when read before their start', async () => {
+    h = await harness({ workers: 0 });
+    const file = 'projects/early.json';
+    const id = runIdFor(file, await h.push({ [file]: JSON.stringify({ tasks: [{ id: 'a', run: 'true' }] }) }));
+    await until(h, 'queued', async () => (await h.run(id))?.tasks[0]!.state === 'queued');
+    const base = { v: 1 as const, run: id, task: 'a', attempt: 1, host: 'h9', worker: 'h9:1', image: 'memory (unsandboxed)' };
+    const startedAt = '2026-01-01T00:00:01.000Z';
+    await h.queue.publish('large', { ...base, kind: 'finished', at: '2026-01-01T00:00:09.000Z', startedAt, exitCode: 0, durationMs: 8000, timedOut: false, stdout: 'a\n', output: 'a\n', truncated: false });
+    const view = await finishedRun(h, id);
+    expect(view.tasks[0]).toMatchObject({ state: 'succeeded', startedAt, finishedAt: '2026-01-01T00:00:09.000Z' });
+    // Its `started`, late on DONE, changes nothing.
+    await h.queue.publish('done', { ...base, kind: 'started', at: startedAt });
+    await h.idle();
+    expect((await h.subjects(id)).filter((s) => s.includes('-> running'))).toHaveLength(1);
+    expect(h.queue.depth('done')).toBe(0);
+  });
+
+  it('are held as many at once as fit in the budget: four of the broker’s largest messages by default', () => {
+    expect(largePrefetch(DEFAULT_SETTINGS.maxMessageBytes)).toBe(4);
+    expect(largePrefetch(16 * 1024 * 1024)).toBe(32);
+    expect(largePrefetch(LARGE_REPORTS_BUDGET * 2)).toBe(1);
+    expect(reportQueue({ v: 1, kind: 'started', run: 'r', task: 't', attempt: 1, host: 'h', image: 'i', at: 'x' })).toBe('done');
   });
 });

@@ -184,7 +184,7 @@ export class AmqpQueue implements Queue {
    * Messages decoded through the queue's schema; one that does not decode is
    * sent to DEAD with the schema's error and acked, never handed over half-parsed.
    */
-  async consume<Q extends 'todo' | 'done'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer> {
+  async consume<Q extends 'todo' | 'done' | 'large'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer> {
     return this.subscribeRaw(queue, options.prefetch, async (content, ackNow, redelivered) => {
       let message: Channels[Q];
       try {

@@ -17,7 +17,7 @@ export class Topology {
   private readonly made = new Set<WorkQueue>();
   private readonly lostListeners = new Set<(queue: WorkQueue) => void>();
   private declaredOnce = false;
-  private warnedDone = false;
+  private readonly warnedDone = new Set<string>();
 
   constructor(
     private readonly queues: Settings['queues'],
@@ -36,7 +36,7 @@ export class Topology {
           // Made again while running: tell whoever reconciles what it held.
           if (this.declaredOnce) for (const listener of this.lostListeners) listener(queue);
         }
-        if (queue === 'done' && this.queueType === 'quorum') await this.declareDone(model, name, args);
+        if ((queue === 'done' || queue === 'large') && this.queueType === 'quorum') await this.declareDone(model, name, args);
         else await channel.assertQueue(name, { durable: true, arguments: args });
       }
     }
@@ -46,7 +46,7 @@ export class Topology {
   }
 
   /**
-   * DONE has a delivery limit and a dead-letter route to DEAD. A DONE queue
+   * DONE (and DONE_LARGE) has a delivery limit and a dead-letter route to DEAD. A DONE queue
    * declared by an earlier gitjobs lacks them, and the broker refuses to
    * change a queue's arguments: it is used as it is, and the log says how to
    * get them.
@@ -61,8 +61,8 @@ export class Topology {
       });
     } catch (err) {
       if (!/PRECONDITION_FAILED/.test((err as Error).message)) throw err;
-      if (this.warnedDone) return;
-      this.warnedDone = true;
+      if (this.warnedDone.has(name)) return;
+      this.warnedDone.add(name);
       this.log?.warn({ queue: name }, `${name} was declared without a delivery limit (by an earlier gitjobs): a message that always fails is retried without end. Delete the queue while it is empty (gitjobs declares it again) to get the limit.`);
     } finally {
       await channel.close().catch(() => undefined);

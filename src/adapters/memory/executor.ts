@@ -1,7 +1,7 @@
 /**
  * The Executor port in memory: a task's command is interpreted, not run, by
  * a handful of programs (`echo`, `exit`, `sleep`, `true`, `false`, `cat`,
- * and for files `put`, `get`, `sumin`) and `sh -c "a; b"` lines of them;
+ * and for files `put`, `fill`, `get`, `sumin`) and `sh -c "a; b"` lines of them;
  * tests can add programs of their own.
  * Timeouts, kills through the abort signal, the output cap and live output
  * behave as in the real executors, on the given clock.
@@ -50,6 +50,12 @@ const BUILTIN: Record<string, Program> = {
   put: (args, io) => {
     if (!io.out_) return (io.err('put: no /out\n'), 1);
     io.out_.set(args[0]!, Buffer.from(args.slice(1).join(' ') + '\n'));
+    return 0;
+  },
+  /** `fill PATH BYTES`: writes BYTES bytes to /out/PATH. */
+  fill: (args, io) => {
+    if (!io.out_) return (io.err('fill: no /out\n'), 1);
+    io.out_.set(args[0]!, Buffer.alloc(Number(args[1] ?? 0), 'x'));
     return 0;
   },
   /** `get PATH`: prints /in/PATH. */

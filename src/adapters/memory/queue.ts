@@ -30,6 +30,7 @@ export class MemoryQueue implements Queue {
   private readonly ready = new Map<WorkQueue, Message[]>([
     ['todo', []],
     ['done', []],
+    ['large', []],
     ['dead', []],
   ]);
   private readonly subscribers: Subscriber[] = [];
@@ -57,7 +58,7 @@ export class MemoryQueue implements Queue {
     this.pump();
   }
 
-  async consume<Q extends 'todo' | 'done'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer> {
+  async consume<Q extends 'todo' | 'done' | 'large'>(queue: Q, options: { prefetch: number }, handler: (message: Channels[Q], delivery: Delivery) => Promise<void>): Promise<Consumer> {
     const sub: Subscriber = {
       queue,
       prefetch: options.prefetch,
