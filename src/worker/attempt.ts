@@ -57,7 +57,7 @@ export async function runAttempt(ctx: AttemptContext, msg: TodoMessage, control:
   const at = () => new Date(clock.now()).toISOString();
   const base = { v: 1 as const, run: msg.run, task: msg.task, attempt: msg.attempt, host: ctx.host, worker: ctx.workerId };
   // A large outcome (files, long output) goes to DONE_LARGE, which the collector takes a few at a time.
-  const report = (event: TaskEvent) => (reportQueue(event) === 'large' ? queue.publish('large', event) : queue.publish('done', event));
+  const report = (event: TaskEvent) => queue.publish(reportQueue(event), event);
   /** The outcome of an attempt that gitjobs could not run (no image, an executor error). */
   const failedToRun = (image: string, error: string): TaskEvent => ({ ...base, kind: 'finished', image, at: at(), exitCode: null, durationMs: 0, timedOut: false, stdout: '', output: `${error}\n`, truncated: false, error });
 
