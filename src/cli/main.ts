@@ -121,7 +121,8 @@ every request to it follows that rule (workers send the token to fetch config). 
 secret comes from GITJOBS_WEBHOOK_SECRET or HOME/webhook-secret (written by init).
 
 Project files (projects/*.json in the todo repository; README "Projects"):
-  {"tasks": [{"id": "a", "run": "echo hi"}, ...]}, {"nqueens": {"n": 12}}, or the prototype's array.
+  {"tasks": [{"id": "a", "run": "echo hi"}, ...]}, {"nqueens": {"n": 12, "tasks": 8}} (tasks:
+  default 2 up to n = 16, 8 above), or the prototype's array.
   Per project or task: timeout, retry {max, on_exit, on_timeout, backoff} (or retries N), cache,
   out (true or a size up to 64m: files the task writes under /out, $GITJOBS_OUT, are
   committed to done under <run>/files/<task>/). Per task: matrix (with include, exclude),
