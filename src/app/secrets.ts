@@ -42,11 +42,15 @@ export function installationMasker(secrets: InstallationSecrets): SecretMasker {
 
 /** A GitStore whose commits to the given repositories are masked. */
 export class MaskingGitStore implements GitStore {
+  readonly readFiles?: GitStore['readFiles'];
+
   constructor(
     private readonly inner: GitStore,
     private readonly masker: SecretMasker,
     private readonly repos: ReadonlySet<string>,
-  ) {}
+  ) {
+    if (inner.readFiles) this.readFiles = (repo, commit, paths) => inner.readFiles!(repo, commit, paths);
+  }
 
   private masked(repo: string, options: CommitOptions): CommitOptions {
     if (!this.repos.has(repo) || this.masker.empty) return options;

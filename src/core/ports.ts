@@ -64,6 +64,12 @@ export interface GitStore {
   /** A file's size in bytes, without reading it. */
   fileSize(repo: string, commit: string, path: string): Promise<number | undefined>;
   listDir(repo: string, commit: string, path: string): Promise<string[]>;
+  /**
+   * Many files' texts at once, in order (undefined where there is none):
+   * where a store has it, each folder's tree is read once and each file by
+   * its blob id, instead of every path looked up from the root.
+   */
+  readFiles?(repo: string, commit: string, paths: readonly string[]): Promise<(string | undefined)[]>;
   /** A folder's entries with their object ids, so that readers can reuse what did not change. */
   listEntries(repo: string, commit: string, path: string): Promise<TreeEntry[]>;
   /** Files that differ between two commits; `before` may be the zero id. */

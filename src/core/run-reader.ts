@@ -13,11 +13,20 @@ import { parseTaskList } from './tracking/records.js';
 export interface TreeSource {
   readFile(commit: string, path: string): Promise<string | undefined>;
   listDir(commit: string, path: string): Promise<string[]>;
+  /** Many files at once, where the source can do better than one by one (GitStore.readFiles). */
+  readFiles?(commit: string, paths: readonly string[]): Promise<(string | undefined)[]>;
 }
 
 /** One repository of a GitStore, as a tree source. */
-export function repoTree(store: Pick<GitStore, 'readFile' | 'listDir'>, repo: string): TreeSource {
-  return { readFile: (commit, path) => store.readFile(repo, commit, path), listDir: (commit, path) => store.listDir(repo, commit, path) };
+export function repoTree(store: Pick<GitStore, 'readFile' | 'listDir' | 'readFiles'>, repo: string): TreeSource {
+  const source: TreeSource = { readFile: (commit, path) => store.readFile(repo, commit, path), listDir: (commit, path) => store.listDir(repo, commit, path) };
+  if (store.readFiles) source.readFiles = (commit, paths) => store.readFiles!(repo, commit, paths);
+  return source;
+}
+
+/** Many files of one commit, in order: at once where the source can, else READ_AHEAD at a time. */
+export function readFilesOf(source: TreeSource, commit: string, paths: readonly string[]): Promise<(string | undefined)[]> {
+  return source.readFiles ? source.readFiles(commit, paths) : readAll(paths, (p) => source.readFile(commit, p));
 }
 
 export interface RunView {
@@ -61,7 +70,7 @@ export async function readRunView(source: TreeSource, commit: string, runId: str
   const { run, paths } = located;
   const tasks: TaskRecord[] = [];
   if (paths.layout === 1) {
-    const texts = await readAll(run.tasks, (id) => source.readFile(commit, paths.taskFile(id)));
+    const texts = await readFilesOf(source, commit, run.tasks.map((id) => paths.taskFile(id)));
     for (const t of texts) if (t !== undefined) tasks.push(JSON.parse(t) as TaskRecord);
   } else {
     const published = await source.readFile(commit, paths.publishedFile!);
@@ -69,7 +78,7 @@ export async function readRunView(source: TreeSource, commit: string, runId: str
     const list = await source.readFile(commit, paths.taskList!);
     const specs = list === undefined ? [] : parseTaskList(list);
     run.tasks = specs.map((s) => s.id);
-    const states = await readAll(specs, (s) => source.readFile(commit, paths.taskFile(s.id)));
+    const states = await readFilesOf(source, commit, specs.map((s) => paths.taskFile(s.id)));
     specs.forEach((spec, i) => {
       const state = states[i];
       if (state !== undefined) tasks.push({ ...spec, run: run.id, ...(JSON.parse(state) as Omit<TaskRecord, 'argv' | 'timeoutMs' | 'maxAttempts' | 'retryOn' | 'backoffMs' | 'run'>) });

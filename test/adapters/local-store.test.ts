@@ -37,6 +37,23 @@ describe('LocalGitStore', () => {
     git(gitdir, 'fsck', '--strict');
   });
 
+  it('reads many files at once as readFile reads each one, staged commits included', async () => {
+    const s = await store();
+    const files = ['runs/a/tasks/x.json', 'runs/a/tasks/y.json', 'runs/a/tasks/0/z.json', 'top.txt'];
+    const c1 = await s.commit('repo', { changes: files.map((p, i) => ({ path: p, content: `${i}\n` })), message: 'files\n' });
+    // Files, missing files and folders, a folder asked for as a file, and the same paths again.
+    const ask = [...files, 'runs/a/tasks/missing.json', 'runs/nowhere/x.json', 'runs/a/tasks', 'runs/a/tasks/0', ...files];
+    const one = async (commit: string) => Promise.all(ask.map((p) => s.readFile('repo', commit, p)));
+    expect(await s.readFiles('repo', c1, ask)).toEqual(await one(c1));
+    expect((await s.readFiles('repo', c1, ask)).slice(0, 4)).toEqual(['0\n', '1\n', '2\n', '3\n']);
+    // A commit staged but not yet on disk reads the same way.
+    const staged = await s.stage('repo', { changes: [{ path: 'runs/a/tasks/x.json', content: 'new\n' }, { path: 'runs/a/tasks/0/z.json', content: null }], message: 'more\n' });
+    expect(await s.readFiles('repo', staged.oid, ask)).toEqual(await one(staged.oid));
+    expect((await s.readFiles('repo', staged.oid, ask)).slice(0, 3)).toEqual(['new\n', '1\n', undefined]);
+    await staged.durable;
+    expect(await s.readFiles('repo', staged.oid, ask)).toEqual(await one(staged.oid));
+  });
+
   it('writes trees in git’s order, with git’s modes, as git mktree does', async () => {
     const s = await store();
     const oid = await s.commit('repo', { changes: ['a/x', 'a.b', 'a-c', 'a0', 'b/y/z', 'É.txt', 'Z'].map((p) => ({ path: p, content: p })), message: 'names\n' });

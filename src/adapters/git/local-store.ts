@@ -27,6 +27,7 @@ import { isTreeMode, parseCommit, parseTree, type EncodedObject, type ObjectType
 import { removeStalePackTemps } from './pack.js';
 import { safeFs } from './safe-fs.js';
 import { diffTrees } from './tree-diff.js';
+import { readAll } from '../../core/run-reader.js';
 
 export { AUTHOR };
 
@@ -157,6 +158,23 @@ export class LocalGitStore implements GitStore {
 
   async readFile(repo: string, commit: string, filepath: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
     return (await this.readBytes(repo, commit, filepath, options.maxBytes))?.toString('utf8');
+  }
+
+  async readFiles(repo: string, commit: string, paths: readonly string[]): Promise<(string | undefined)[]> {
+    // Each folder's entries once; then every file by its blob id, READ_AHEAD at a time (the reader pipelines them).
+    const folders = new Map<string, Promise<Map<string, TreeEntry>>>();
+    const entryOf = async (p: string): Promise<TreeEntry | undefined> => {
+      const clean = p.replace(/^\/+|\/+$/g, '');
+      const slash = clean.lastIndexOf('/');
+      const dir = slash < 0 ? '' : clean.slice(0, slash);
+      let entries = folders.get(dir);
+      if (!entries) folders.set(dir, (entries = this.listEntries(repo, commit, dir).then((es) => new Map(es.map((e) => [e.name, e])))));
+      return (await entries).get(clean.slice(slash + 1));
+    };
+    return readAll(paths, async (p) => {
+      const e = await entryOf(p);
+      return e?.type === 'blob' ? (await this.object(repo, e.oid))?.body.toString('utf8') : undefined;
+    });
   }
 
   async fileSize(repo: string, commit: string, filepath: string): Promise<number | undefined> {

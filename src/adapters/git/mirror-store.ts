@@ -122,6 +122,10 @@ export class MirrorGitStore implements GitStore {
   listDir(repo: string, commit: string, path: string): Promise<string[]> {
     return this.local.listDir(repo, commit, path);
   }
+  readFiles(repo: string, commit: string, paths: readonly string[]): Promise<(string | undefined)[]> {
+    return this.local.readFiles(repo, commit, paths);
+  }
+
   listEntries(repo: string, commit: string, path: string): Promise<TreeEntry[]> {
     return this.local.listEntries(repo, commit, path);
   }
