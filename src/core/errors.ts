@@ -73,7 +73,6 @@ export async function retryOnConflict<T>(step: () => Promise<T>, onConflict: (er
   }
 }
 
-/** A file too large to read whole (a decompression bomb, a runaway output): refused before it is read. */
 /** A message larger than the broker takes (GITJOBS_MAX_MESSAGE): refused before it is sent, so that the channel is not closed over it. */
 export class MessageTooLargeError extends Error {
   override readonly name = 'MessageTooLargeError';
@@ -86,6 +85,7 @@ export class MessageTooLargeError extends Error {
   }
 }
 
+/** A file too large to read whole (a decompression bomb, a runaway output): refused before it is read. */
 export class SizeLimitError extends Error {
   override readonly name = 'SizeLimitError';
   constructor(
