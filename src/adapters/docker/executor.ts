@@ -9,8 +9,10 @@ import { OutputCapture } from '../output-capture.js';
 import { processAlive } from '../process/alive.js';
 import { tagFor, WorkerImages, type WorkerImagesOptions } from './images.js';
 import { FileMounts, orphanVolumes } from './file-mounts.js';
+import { engineReason, programNotRun } from './start-errors.js';
 
 export { KEEP_IMAGES } from './images.js';
+export { programNotRun } from './start-errors.js';
 
 /** The base image, and how worker images are built and pruned (images.ts). */
 export interface DockerExecutorOptions extends WorkerImagesOptions {
@@ -162,7 +164,7 @@ export class DockerExecutor implements Executor {
       try {
         await container.start();
       } catch (err) {
-        const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
+        const reason = engineReason(err);
         const exitCode = programNotRun(reason, request.argv[0] ?? '');
         // Anything else is the engine's failure, not the task's: an executor error, retried like one (attempt.ts).
         if (exitCode === undefined) throw new Error(`the engine could not start the task's container: ${reason}`);
@@ -198,15 +200,3 @@ export class DockerExecutor implements Executor {
   }
 }
 
-/**
- * Whether the engine's start error says that the task's own program could
- * not be run, and the exit code a shell gives for it: 127 when it is not
- * found, 126 when it is not executable. runc says
- * `exec: "nosuch": executable file not found in $PATH` or
- * `exec: "/etc/passwd": permission denied`. Undefined for any other error.
- */
-export function programNotRun(reason: string, program: string): 126 | 127 | undefined {
-  const at = reason.indexOf(`exec: ${JSON.stringify(program)}:`);
-  if (at < 0) return undefined;
-  return /permission denied/.test(reason.slice(at)) ? 126 : 127;
-}

@@ -17,6 +17,7 @@ import type Docker from 'dockerode';
 import type { ExecRequest, ExecResult } from '../../core/ports.js';
 import { formatBytes, OUT_FILES_MAX } from '../../core/files.js';
 import { readTar, tarOf, withReadBack } from '../task-files.js';
+import { engineReason, programNotRun } from './start-errors.js';
 
 /** Room in /in beyond the inputs' own bytes: each file takes whole pages of a tmpfs. */
 const IN_SLACK = 1024 * 1024;
@@ -117,8 +118,8 @@ async function startKeeper(docker: Docker, spec: Docker.ContainerCreateOptions):
       return keeper;
     } catch (err) {
       await keeper.remove({ force: true }).catch(() => undefined);
-      const reason = String((err as { json?: { message?: string } }).json?.message ?? (err as Error).message).trim();
-      if (/"sleep".*(executable file not found|no such file or directory)/i.test(reason)) throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${reason}`);
+      const reason = engineReason(err);
+      if (programNotRun(reason, 'sleep') === 127) throw new Error(`a task with files needs \`sleep\` in its worker image, to hold its /out and /in: ${reason}`);
       if (attempt >= KEEPER_TRIES) throw new Error(`its keeper container did not start (${KEEPER_TRIES} tries): ${reason}`);
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }
