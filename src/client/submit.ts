@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import git from 'isomorphic-git';
 import http from 'isomorphic-git/http/node';
+import type { TreeEntry } from 'isomorphic-git';
 import { formatDuration } from '../core/duration.js';
 import { runIdFor } from '../core/ids.js';
 import { isRunFinal } from '../core/run.js';
@@ -51,23 +52,28 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
   const content = fs.readFileSync(options.file);
   const name = (options.as ?? path.basename(options.file)).replace(/^\/+/, '');
   const target = `projects/${name.endsWith('.json') ? name : `${name}.json`}`;
+  if (target.split('/').some((part) => part === '' || part === '.' || part === '..' || part.toLowerCase() === '.git')) {
+    throw new SubmitError(`${JSON.stringify(name)} is not a file name under projects/: no empty, ".", ".." or ".git" parts`);
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-submit-'));
   try {
     const url = repoUrl(options.url, options.repos.todo);
     try {
-      await git.clone({ fs, http, dir, url, ref: options.branch, singleBranch: true, depth: 1, ...auth(options.token) });
+      // Only the tip's commit and trees are needed (and the blobs the pack carries): nothing is checked out.
+      await git.clone({ fs, http, dir, url, ref: options.branch, singleBranch: true, depth: 1, noCheckout: true, ...auth(options.token) });
     } catch (err) {
       throw new SubmitError(`cannot clone ${url}: ${(err as Error).message}. Is \`gitjobs up\` running there?`);
     }
-    const full = path.join(dir, target);
-    if (fs.existsSync(full) && fs.readFileSync(full).equals(content)) {
+    const parent = await git.resolveRef({ fs, dir, ref: `refs/heads/${options.branch}` }).catch(() => undefined);
+    if (parent && (await fileAt(dir, parent, target))?.equals(content)) {
       throw new SubmitError(`${target} already has this content in ${options.repos.todo}; nothing to run. Change the file or pick another name with --as NAME.`);
     }
-    fs.mkdirSync(path.dirname(full), { recursive: true });
-    fs.writeFileSync(full, content);
-    await git.add({ fs, dir, filepath: target });
+    const blob = await git.writeBlob({ fs, dir, blob: content });
+    const base = parent ? (await git.readCommit({ fs, dir, oid: parent })).commit.tree : undefined;
+    const tree = await treeWith(dir, base, target.split('/'), blob);
     const author = options.author ?? { name: process.env.GIT_AUTHOR_NAME ?? os.userInfo().username, email: process.env.GIT_AUTHOR_EMAIL ?? `${os.userInfo().username}@${os.hostname()}` };
-    const commit = await git.commit({ fs, dir, message: `Submit ${target}\n${options.noCache ? `\n${NO_CACHE_TRAILER}\n` : ''}`, author });
+    const message = `Submit ${target}\n${options.noCache ? `\n${NO_CACHE_TRAILER}\n` : ''}`;
+    const commit = await git.commit({ fs, dir, message, author, tree, parent: parent ? [parent] : [], ref: `refs/heads/${options.branch}` });
     let pushed;
     try {
       pushed = await git.push({ fs, http, dir, url, ref: options.branch, remoteRef: options.branch, ...auth(options.token) });
@@ -82,6 +88,31 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The file at `filepath` in a commit, or undefined where there is none (or a folder is there). */
+async function fileAt(dir: string, commit: string, filepath: string): Promise<Buffer | undefined> {
+  try {
+    return Buffer.from((await git.readBlob({ fs, dir, oid: commit, filepath })).blob);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'NotFoundError' || code === 'ObjectTypeError') return undefined;
+    throw err;
+  }
+}
+
+/** `tree` (or an empty one) with the blob put at the path `parts`, folders made or updated on the way: the new tree's id. */
+async function treeWith(dir: string, tree: string | undefined, parts: string[], blob: string): Promise<string> {
+  const entries = tree ? (await git.readTree({ fs, dir, oid: tree })).tree : [];
+  const [name, ...rest] = parts as [string, ...string[]];
+  const at = entries.findIndex((e) => e.path === name);
+  const old = at < 0 ? undefined : entries[at]!;
+  const entry: TreeEntry = rest.length
+    ? { mode: '040000', path: name, type: 'tree', oid: await treeWith(dir, old?.type === 'tree' ? old.oid : undefined, rest, blob) }
+    : { mode: old?.mode === '100755' ? '100755' : '100644', path: name, type: 'blob', oid: blob };
+  if (at < 0) entries.push(entry);
+  else entries[at] = entry;
+  return git.writeTree({ fs, dir, tree: entries });
 }
 
 export interface WaitResult {

@@ -168,6 +168,30 @@ describe('gitjobs CLI', () => {
     expect(r.stderr).toContain('--as NAME');
   });
 
+  it('submit --as puts the file in a folder of projects/, one commit on the tip with every other file as it was; names that leave projects/ are refused', async () => {
+    const todo = path.join(home, 'repos', 'tache_a_faire.git');
+    const before = git(todo, 'ls-tree', '-r', 'main').split('\n');
+    const tip = git(todo, 'rev-parse', 'main').trim();
+    fs.writeFileSync(path.join(work, 'nested.json'), JSON.stringify({ tasks: [{ id: 'a', run: 'echo nested' }] }));
+    const r = await cli(['submit', 'nested.json', '--as', 'team/nested', '--wait', '--url', url]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pushed projects\/team\/nested\.json as [0-9a-f]{7} to tache_a_faire/m);
+    expect(r.stdout.endsWith('result (succeeded):\nnested\n')).toBe(true);
+    expect(git(todo, 'rev-parse', 'main~1').trim()).toBe(tip);
+    const blob = git(todo, 'hash-object', path.join(work, 'nested.json')).trim();
+    const after = git(todo, 'ls-tree', '-r', 'main').split('\n');
+    expect(after.filter((l) => !before.includes(l))).toEqual([`100644 blob ${blob}\tprojects/team/nested.json`]);
+    expect(before.filter((l) => !after.includes(l))).toEqual([]);
+    git(todo, 'fsck', '--strict');
+    for (const bad of ['../escape', 'team//x', 'a/./b', '.git/config']) {
+      const refused = await cli(['submit', 'nested.json', '--as', bad, '--url', url]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${JSON.stringify(bad)} is not a file name under projects/`);
+    }
+    expect(git(todo, 'rev-parse', 'main~1').trim()).toBe(tip);
+  });
+
   it('rerun runs a finished run again as RUN.r1, follows it with --wait, and counts re-runs from the first run', async () => {
     const { run: first } = await submitted('again', { tasks: [{ id: 'a', run: 'echo hello' }, { id: 'b', run: ['echo', 'x'] }] });
     const { run: failed } = await submitted('flaky', { tasks: [{ id: 'boom', run: 'exit 3' }] });
