@@ -55,7 +55,7 @@ export async function processPipeline(sizes: number[], concurrency: number): Pro
     const gitdir = path.join(up.home, 'repos', `${repos.tracking}.git`);
     const subjects = execFileSync('git', ['--git-dir', gitdir, 'log', '--format=%s', 'main'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }).split('\n');
     const transitions = subjects.filter((s) => s.startsWith(`${last}/`)).length;
-    const statusSeconds = await timeCommand(['status', last, '--url', up.url]);
+    const statusSeconds = await timeCommand(['status', last, '--all', '--url', up.url]);
     const peakRss = up.peakRss();
     return { seconds, transitions, trackingBytes: dirBytes(gitdir), statusSeconds, peakRss };
   } finally {

@@ -37,9 +37,12 @@ Usage:
       --no-cache: tasks with "cache": true run even when the result cache
       holds their result (the commit says "Gitjobs-Cache: off"; a git push of
       a commit with that line does the same).
-  gitjobs status [RUN] [--url URL]
+  gitjobs status [RUN] [--all] [--state STATE[,STATE]] [--url URL]
       Runs and task states, through the server's API (which reads them from
-      the tracking repository).
+      the tracking repository). RUN: its tasks counted by state, and listed;
+      past 50 tasks, only those that did not succeed (at most 50) unless
+      --all (every task) or --state (those in these states: waiting, queued,
+      running, succeeded, failed, skipped, cancelled).
   gitjobs watch RUN [--url URL]
       Progress until the result lands (a bar on a terminal, lines otherwise).
   gitjobs logs RUN TASK [--follow] [--url URL]
@@ -150,7 +153,7 @@ const COMMANDS: Record<string, { flags: Record<string, { type: 'string' | 'boole
   init: { flags: { ...FORGE_FLAGS, home: { type: 'string' }, 'public-url': { type: 'string' } }, run: lazy(() => import('./commands/init.js'), 'initCommand') },
   worker: { flags: { workers: { type: 'string' }, executor: { type: 'string' }, cache: { type: 'string' }, grace: { type: 'string' } }, run: lazy(() => import('./commands/worker.js'), 'workerCommand') },
   submit: { flags: { wait: { type: 'boolean' }, as: { type: 'string' }, 'no-cache': { type: 'boolean' }, url: { type: 'string' }, port: { type: 'string' }, timeout: { type: 'string' } }, run: lazy(() => import('./commands/submit.js'), 'submitCommand') },
-  status: { flags: { url: { type: 'string' }, port: { type: 'string' } }, run: lazy(() => import('./commands/status.js'), 'statusCommand') },
+  status: { flags: { url: { type: 'string' }, port: { type: 'string' }, all: { type: 'boolean' }, state: { type: 'string' } }, run: lazy(() => import('./commands/status.js'), 'statusCommand') },
   demo: { flags: { n: { type: 'string' }, executor: { type: 'string' }, keep: { type: 'boolean' }, workers: { type: 'string' } }, run: lazy(() => import('./commands/demo.js'), 'demoCommand') },
 };
 

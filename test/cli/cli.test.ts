@@ -372,6 +372,13 @@ describe('gitjobs CLI', () => {
     const one = await cli(['status', runId, '--url', url]);
     expect(one.stdout).toMatch(new RegExp(`^run ${runId}  succeeded  3/3 done`));
     expect(one.stdout).toMatch(/^0\s+succeeded\s+1\/1\s+0\s+\d+\.\d\ds\s+\S+$/m);
+    expect(one.stdout).toContain('\ntasks: 3 succeeded\n');
+    const failedOnly = await cli(['status', runId, '--state', 'failed', '--url', url]);
+    expect(failedOnly.stdout.endsWith('tasks: 3 succeeded\nno task is failed\n')).toBe(true);
+    const badState = await cli(['status', runId, '--state', 'done', '--url', url]);
+    expect(badState.code).toBe(2);
+    expect(badState.stderr).toContain('--state "done": a task state is one of waiting, queued, running, succeeded, failed, skipped, cancelled');
+    expect((await cli(['status', '--all', '--url', url])).stderr).toContain('--all and --state list the tasks of one run');
   });
 
   it('a project with "cache": true submitted again under another name starts no container and names the first run; a changed command or worker folder misses; --no-cache runs it', async () => {
