@@ -140,7 +140,7 @@ async function main() {
   if (!values['skip-docker'] && !values['skip-nqueens']) {
     const n = Number(values.nqueens);
     const lanes = Number(values['container-concurrency']);
-    say(`N-Queens n = ${n}: one task doing all the work, and split, on ${lanes} Docker workers, each twice (one, split, split, one)`);
+    say(`N-Queens n = ${n}: one task doing all the work, and split, on ${lanes} Docker workers, each twice (one, split, split, one); first the same parts as bare processes`);
     const qs = await repeat(() => isolated<Awaited<ReturnType<typeof nqueensTimes>>>('nqueens', pass));
     const split = qs.map((q) => q.one / q.split);
     const wide = qs.map((q) => q.one / q.wide);
@@ -149,6 +149,8 @@ async function main() {
     rows.push([`    speed-up${each(split, 2, 'x')}`, `${fmt(median(split), 2)}x`, '≥ 1.8x', median(split) >= 1.8]);
     rows.push([`  split into ${qs[0]!.wideTasks} tasks ("tasks": ${qs[0]!.wideTasks}, for a bigger cluster), s`, fmt(median(qs.map((q) => q.wide)), 2), '']);
     rows.push([`    speed-up${each(wide, 2, 'x')}`, `${fmt(median(wide), 2)}x`, '']);
+    const bare = qs.map((q) => q.bare.one / q.bare.split);
+    rows.push([`  ceiling: the same parts as bare processes, side by side vs one${each(bare, 2, 'x')}`, `${fmt(median(bare), 2)}x`, '']);
   }
 
   if (rows.length === 0) {
