@@ -42,6 +42,9 @@ interface Repo {
   maintenance: PackMaintenance;
 }
 
+/** A path in a commit's tree as git names it: no leading or trailing slash ('' is the root). */
+const cleanPath = (p: string): string => p.replace(/^\/+|\/+$/g, '');
+
 export class LocalGitStore implements GitStore {
   private readonly repos = new Map<string, Repo>();
   private readonly trees = new Map<string, TreeItem[]>();
@@ -115,7 +118,7 @@ export class LocalGitStore implements GitStore {
   /** The entry at `filepath` in `commit` ('' for its root tree), or undefined. */
   private async entry(repo: string, commit: string, filepath: string): Promise<{ oid: string; type: string } | undefined> {
     const r = this.repo(repo);
-    const clean = filepath.replace(/^\/+|\/+$/g, '');
+    const clean = cleanPath(filepath);
     if (!r.writer.pending.has(commit)) {
       const info = await r.reader.info(`${commit}:${clean}`);
       if (!info && r.writer.refused.has(commit)) throw new ConflictError(repo, commit, undefined, `commit ${commit.slice(0, 7)} was refused; read again`);
@@ -164,7 +167,7 @@ export class LocalGitStore implements GitStore {
     // Each folder's entries once; then every file by its blob id, READ_AHEAD at a time (the reader pipelines them).
     const folders = new Map<string, Promise<Map<string, TreeEntry>>>();
     const entryOf = async (p: string): Promise<TreeEntry | undefined> => {
-      const clean = p.replace(/^\/+|\/+$/g, '');
+      const clean = cleanPath(p);
       const slash = clean.lastIndexOf('/');
       const dir = slash < 0 ? '' : clean.slice(0, slash);
       let entries = folders.get(dir);
