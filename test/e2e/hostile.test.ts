@@ -8,7 +8,9 @@ import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { submit, waitForRun } from '../../src/client/submit.js';
 import { runIdFor } from '../../src/core/ids.js';
+import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const API_TOKEN = 'api-token-that-must-not-leak-0123456789';
@@ -162,6 +164,23 @@ describe('hostile project files', () => {
 describe('the HTTP surface', () => {
   it('refuses pushes to the built-in host without the token', async () => {
     await expect(stack.push({ 'projects/nocreds.json': '{}' }, 'No credentials')).rejects.toThrow(/401|Authentication failed|could not read Username/);
+  });
+
+  it('gitjobs submit pushes with the token, and without it says that the server needs GITJOBS_API_TOKEN', async () => {
+    const dir = tmpdir('hostile-submit');
+    try {
+      const file = path.join(dir, 'with-token.json');
+      fs.writeFileSync(file, JSON.stringify({ tasks: [{ id: 'a', run: 'echo submitted' }] }));
+      const options = { file, url: stack.running.url, repos: DEFAULT_SETTINGS.repos, branch: DEFAULT_SETTINGS.branch };
+      await expect(submit(options)).rejects.toThrow(`${stack.running.url}/git/tache_a_faire.git needs credentials to push: set GITJOBS_API_TOKEN to the server's API token`);
+      await expect(submit({ ...options, token: 'a-wrong-token-0123456789' })).rejects.toThrow('needs credentials to push');
+      const sent = await submit({ ...options, token: API_TOKEN });
+      const { view, resultText } = await waitForRun({ url: stack.running.url, run: sent.run, timeoutMs: 60_000 });
+      expect(view.run.state).toBe('succeeded');
+      expect(resultText).toBe('submitted\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to cancel without the bearer token, and with a wrong one', async () => {
