@@ -2,6 +2,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CatFile } from '../../src/adapters/git/cat-file.js';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { ZERO_SHA } from '../../src/core/events.js';
 import { ConflictError } from '../../src/core/errors.js';
@@ -52,6 +53,43 @@ describe('LocalGitStore', () => {
     expect((await s.readFiles('repo', staged.oid, ask)).slice(0, 3)).toEqual(['new\n', '1\n', undefined]);
     await staged.durable;
     expect(await s.readFiles('repo', staged.oid, ask)).toEqual(await one(staged.oid));
+  });
+
+  it('reads thousands of files in hundreds of folders at once (more than one request to the reader), and a path under a file as missing', async () => {
+    const s = await store();
+    const hex = (i: number) => i.toString(16).padStart(4, '0');
+    const files = Array.from({ length: 4500 }, (_, i) => `runs/b/tasks/${hex(i)[3]}/${hex(i)[2]}/t${i}.json`);
+    const c1 = await s.commit('repo', { changes: [...files.map((p, i) => ({ path: p, content: `{"n":${i}}\n` })), { path: 'top.txt', content: 'top\n' }], message: 'many\n' });
+    const ask = [...files, 'top.txt/under', 'runs/b/tasks/f/f/none.json', 'runs/b/tasks/x/y/none.json'];
+    const read = await s.readFiles('repo', c1, ask);
+    expect(read.slice(0, files.length)).toEqual(files.map((_, i) => `{"n":${i}}\n`));
+    expect(read.slice(files.length)).toEqual([undefined, undefined, undefined]);
+    // The same as readFile, path by path, on a sample.
+    const sample = ask.filter((_, i) => i % 97 === 0 || i >= files.length);
+    expect(await s.readFiles('repo', c1, sample)).toEqual(await Promise.all(sample.map((p) => s.readFile('repo', c1, p))));
+  });
+
+  it('the object reader answers many objects at once in order, missing ones as undefined, between single requests', async () => {
+    const s = await store();
+    const c1 = await s.commit('repo', { changes: ['a', 'b', 'c'].map((p) => ({ path: p, content: `${p}\n` })), message: 'abc\n' });
+    const gitdir = s.gitdir('repo');
+    const oid = (p: string) => git(gitdir, 'rev-parse', `${c1}:${p}`).trim();
+    const reader = new CatFile(gitdir);
+    try {
+      const single = reader.contents(oid('a'));
+      const many = reader.contentsOf([oid('c'), '0'.repeat(40), oid('a'), `${c1}:b`, oid('c')]);
+      const info = reader.info(oid('b'));
+      const after = reader.contents(`${c1}:nope`);
+      expect((await single)!.data.toString()).toBe('a\n');
+      expect((await many).map((o) => o?.data.toString())).toEqual(['c\n', undefined, 'a\n', 'b\n', 'c\n']);
+      expect((await many)[3]).toMatchObject({ oid: oid('b'), type: 'blob', size: 2 });
+      expect(await info).toEqual({ oid: oid('b'), type: 'blob', size: 2 });
+      expect(await after).toBeUndefined();
+      expect(await reader.contentsOf([])).toEqual([]);
+      await expect(reader.contentsOf([oid('a'), 'a\nb'])).rejects.toThrow('not an object name: "a\\nb"');
+    } finally {
+      reader.close();
+    }
   });
 
   it('writes trees in git’s order, with git’s modes, as git mktree does', async () => {

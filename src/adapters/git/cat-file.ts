@@ -3,7 +3,9 @@
  * repository: git's own reader (packs mapped, deltas cached, new packs found
  * as they appear), with requests pipelined over its pipes. `info` gives an
  * object's type and size without its content, so that a size can be checked
- * before anything is read.
+ * before anything is read. `contentsOf` asks for many objects in one write
+ * and answers them in one array: no promise or request per object, which
+ * matters when a status reads 10,000 task files.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
@@ -13,9 +15,14 @@ export interface ObjectInfo {
   size: number;
 }
 
+type Answer = (ObjectInfo & { data?: Buffer }) | undefined;
+
+/** One request line's answer, or (with `many`) the answers of that many lines, in order. */
 interface Request {
   contents: boolean;
-  resolve: (value: (ObjectInfo & { data?: Buffer }) | undefined) => void;
+  many?: { left: number; answers: Answer[] };
+  resolve: (value: Answer) => void;
+  resolveMany?: (value: Answer[]) => void;
   reject: (err: Error) => void;
 }
 
@@ -37,6 +44,20 @@ export class CatFile {
   /** The object itself. */
   contents(spec: string): Promise<(ObjectInfo & { data: Buffer }) | undefined> {
     return this.ask('contents', spec) as Promise<(ObjectInfo & { data: Buffer }) | undefined>;
+  }
+
+  /** Many objects at once, in order: undefined for each that is not there. */
+  contentsOf(specs: readonly string[]): Promise<((ObjectInfo & { data: Buffer }) | undefined)[]> {
+    if (this.closed) return Promise.reject(new Error(`${this.gitdir}: object reader is closed`));
+    if (specs.length === 0) return Promise.resolve([]);
+    const bad = specs.find((spec) => /[\n\r]/.test(spec));
+    if (bad !== undefined) return Promise.reject(new Error(`not an object name: ${JSON.stringify(bad)}`));
+    const child = this.process();
+    if (this.waiting.length === 0) this.hold(child, true);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ contents: true, many: { left: specs.length, answers: [] }, resolve: () => undefined, resolveMany: resolve as (value: Answer[]) => void, reject });
+      child.stdin.write(`contents ${specs.join('\ncontents ')}\n`);
+    });
   }
 
   close(): void {
@@ -103,16 +124,14 @@ export class CatFile {
         const m = /^([0-9a-f]{40}) (\S+) (\d+)$/.exec(line);
         if (!m) {
           // `<spec> missing` or `<spec> ambiguous`: no such object.
-          this.waiting.shift();
-          request.resolve(undefined);
+          this.answer(request, undefined);
           continue;
         }
         this.header = { oid: m[1]!, type: m[2]!, size: Number(m[3]) };
         if (!request.contents) {
-          this.waiting.shift();
           const info = this.header;
           this.header = undefined;
-          request.resolve(info);
+          this.answer(request, info);
           continue;
         }
       }
@@ -122,8 +141,20 @@ export class CatFile {
       this.buffer = this.buffer.subarray(this.header.size + 1);
       const info = this.header;
       this.header = undefined;
-      this.waiting.shift();
-      request.resolve({ ...info, data });
+      this.answer(request, { oid: info.oid, type: info.type, size: info.size, data });
     }
+  }
+
+  /** The next answer for the request at the head of the queue; it leaves the queue once it has all of its answers. */
+  private answer(request: Request, value: Answer): void {
+    if (!request.many) {
+      this.waiting.shift();
+      request.resolve(value);
+      return;
+    }
+    request.many.answers.push(value);
+    if (--request.many.left > 0) return;
+    this.waiting.shift();
+    request.resolveMany!(request.many.answers);
   }
 }
