@@ -2,15 +2,16 @@
  * The JSON API: runs and tasks read from tracking (the system of record),
  * cancellation and re-runs. Routes validate, call the core and answer.
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { changeGuard, type Access } from './access.js';
 import type { CancelOutcome } from '../collector/collector.js';
 import type { RerunOptions, RerunOutcome } from '../dispatcher/dispatcher.js';
-import { readResultJson, readResultText, readRunView, repoTree } from '../core/run-reader.js';
+import { openRunView, readResultJson, readResultText, repoTree, type OpenedRunView } from '../core/run-reader.js';
 import type { TrackingIndex } from '../core/tracking-index.js';
 import type { GitStore } from '../core/ports.js';
 import { isValidId } from '../core/ids.js';
-import { isRunFinal } from '../core/run.js';
+import { isRunFinal, progress } from '../core/run.js';
 import { diffRuns } from '../core/run-diff.js';
 import { sidesOf } from './run-sides.js';
 
@@ -30,6 +31,32 @@ export interface ApiOptions {
 
 const RUN_PARAMS = { type: 'object', properties: { run: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }, required: ['run'] } as const;
 const PROGRESS = { type: 'object', properties: { done: { type: 'integer' }, failed: { type: 'integer' }, total: { type: 'integer' } } } as const;
+
+/**
+ * GET /api/runs/RUN's answer, a batch of task records at a time: the JSON
+ * one JSON.stringify of { repo, tracking, run, tasks, progress, commits }
+ * would give, without the whole of it (nor every record) in memory at once.
+ * Records go without their stdout (GET .../logs/TASK has it).
+ */
+export function* runViewJson(repo: string, tracking: string, opened: OpenedRunView, commits?: unknown[]): Generator<string> {
+  yield `{"repo":${JSON.stringify(repo)},"tracking":${JSON.stringify(tracking)},"run":${JSON.stringify(opened.run)},"tasks":[`;
+  const counted = { done: 0, failed: 0, total: 0, running: 0 };
+  let first = true;
+  for (const batch of opened.batches()) {
+    const p = progress(batch);
+    counted.done += p.done;
+    counted.failed += p.failed;
+    counted.total += p.total;
+    counted.running += batch.filter((t) => t.state === 'running').length;
+    if (!batch.length) continue;
+    // The records are this answer's own (made for it batch by batch): stdout is dropped from them rather than copied
+    // around (a copy of an object of twenty fields costs V8 several times what the object does).
+    for (const t of batch) t.stdout = undefined;
+    yield (first ? '' : ',') + batch.map((t) => JSON.stringify(t)).join(',');
+    first = false;
+  }
+  yield `],"progress":${JSON.stringify(counted)}${commits ? `,"commits":${JSON.stringify(commits)}` : ''}}`;
+}
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { store, trackingRepo, index } = options;
@@ -85,12 +112,12 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
         return { repo: trackingRepo, tracking: head, run, progress: { ...summary.progress, running: summary.taskStates.running ?? 0 }, taskStates: summary.taskStates };
       }
       const head = await store.head(trackingRepo);
-      const view = head && (await readRunView(source, head, runId));
-      if (!view) return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
-      const progress = { ...view.progress, running: view.tasks.filter((t) => t.state === 'running').length };
+      const opened = head && (await openRunView(source, head, runId));
+      if (!opened) return reply.code(404).send({ error: `no run ${runId} in ${trackingRepo}` });
       // The run's commits, oldest first: each transition links to its commit.
-      const commits = request.query.commits === false ? undefined : (await index.commitsOf(runId, head, isRunFinal(view.run))).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
-      return { repo: trackingRepo, tracking: head, ...view, progress, tasks: view.tasks.map(({ stdout, ...t }) => t), ...(commits ? { commits } : {}) };
+      const commits = request.query.commits === false ? undefined : (await index.commitsOf(runId, head, isRunFinal(opened.run))).map((c) => ({ ...c, url: options.commitUrl(c.commit) }));
+      void reply.type('application/json; charset=utf-8');
+      return Readable.from(runViewJson(trackingRepo, head, opened, commits));
     },
   );
 
