@@ -22,7 +22,7 @@ export const NQUEENS_TWO_ROWS_FROM = 10;
  * pays for a container start, its namespaces and a fresh node (about 0.2 s
  * of CPU on this kind of machine, measured), so a task this size spends
  * some 5 % of its time on them; smaller ones spend more (at n = 16, 8 tasks
- * on two workers took 6 to 12 % longer than 2 tasks).
+ * on two workers took 6 to 19 % longer than 2 tasks, in benches of two days).
  */
 export const NQUEENS_SOLUTIONS_PER_TASK = 3_000_000;
 
