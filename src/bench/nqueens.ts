@@ -57,11 +57,13 @@ export async function nqueensTimes(n: number, workers: number, wideTasks = 8): P
     if (view.run.state !== 'succeeded' || Number(resultText) !== NQUEENS_KNOWN[size]) throw new Error(`bench ${name}: ${view.run.state}, ${resultText}`);
     return (performance.now() - started) / 1000;
   };
-  const one = () => timed('nqueens-one', { reduce: 'sum', tasks: [{ id: 'all', run: ['node', 'nqueens.js', String(n), `parts=${nqueensParts(n).join(',')}`] }] });
+  // One task (or process) doing every part, with the solver the split's tasks run.
+  const all = ['node', 'nqueens.js', String(n), `parts=${nqueensParts(n).join(',')}`];
+  const one = () => timed('nqueens-one', { reduce: 'sum', tasks: [{ id: 'all', run: all }] });
   const split = () => timed('nqueens-split', { nqueens: { n } });
   const wide = () => timed('nqueens-wide', { nqueens: { n, tasks: wideTasks } });
   const parts = nqueensTasks(n).map((t) => t.argv);
-  const bareOne = () => bareTime([['node', 'nqueens.js', String(n), `parts=${nqueensParts(n).join(',')}`]]);
+  const bareOne = () => bareTime([all]);
   const bareSplit = () => bareTime(parts);
   try {
     const bare = { one: [await bareOne()], split: [await bareSplit()] };

@@ -36,9 +36,14 @@ export function runStatusText(view: RunView, listing: TaskListing = {}): string 
   if (r.cancelled) out += `cancelled: ${r.cancelled}\n`;
   if (r.error) out += `error: ${r.error}\n`;
   if (!view.tasks.length) return out;
-  const counts = new Map<TaskState, number>();
-  for (const t of view.tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
-  const countText = (states: Iterable<[TaskState, number]>) => [...states].map(([s, n]) => `${n.toLocaleString('en-US')} ${s}`).join(', ');
+  /** Tasks by state, in the states' own order. */
+  const count = (tasks: readonly { state: TaskState }[]) => {
+    const counts = new Map<TaskState, number>(TASK_STATES.map((s) => [s, 0]));
+    for (const t of tasks) counts.set(t.state, counts.get(t.state)! + 1);
+    return counts;
+  };
+  const countText = (counts: Map<TaskState, number>) => [...counts].filter(([, n]) => n > 0).map(([s, n]) => `${n.toLocaleString('en-US')} ${s}`).join(', ');
+  const counts = count(view.tasks);
   let shown = view.tasks;
   let footer = '';
   if (listing.states) {
@@ -47,14 +52,11 @@ export function runStatusText(view: RunView, listing: TaskListing = {}): string 
   } else if (!listing.all && view.tasks.length > STATUS_LIST_MAX) {
     const unfinished = view.tasks.filter((t) => t.state !== 'succeeded');
     shown = unfinished.slice(0, STATUS_LIST_MAX);
-    const hidden = new Map<TaskState, number>(TASK_STATES.map((s) => [s, 0]));
-    for (const t of view.tasks) hidden.set(t.state, hidden.get(t.state)! + 1);
-    for (const t of shown) hidden.set(t.state, hidden.get(t.state)! - 1);
-    const left = [...hidden].filter(([, n]) => n > 0);
-    const total = left.reduce((a, [, n]) => a + n, 0);
-    footer = `${total.toLocaleString('en-US')} more not listed (${countText(left)}): --all lists every task, --state STATE those in a state\n`;
+    const listed = count(shown);
+    const left = new Map([...counts].map(([s, n]) => [s, n - listed.get(s)!]));
+    footer = `${(view.tasks.length - shown.length).toLocaleString('en-US')} more not listed (${countText(left)}): --all lists every task, --state STATE those in a state\n`;
   }
-  out += `tasks: ${countText(TASK_STATES.filter((s) => counts.has(s)).map((s) => [s, counts.get(s)!]))}\n`;
+  out += `tasks: ${countText(counts)}\n`;
   if (shown.length) {
     const rows = [['TASK', 'STATE', 'ATTEMPTS', 'EXIT', 'DURATION', 'WORKER']];
     for (const t of shown) {
