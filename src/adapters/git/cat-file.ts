@@ -18,13 +18,10 @@ export interface ObjectInfo {
 type Answer = (ObjectInfo & { data?: Buffer }) | undefined;
 
 /** One request line's answer, or (with `many`) the answers of that many lines, in order. */
-interface Request {
-  contents: boolean;
-  many?: { left: number; answers: Answer[] };
-  resolve: (value: Answer) => void;
-  resolveMany?: (value: Answer[]) => void;
-  reject: (err: Error) => void;
-}
+type Request = { reject: (err: Error) => void } & (
+  | { contents: boolean; resolve: (value: Answer) => void }
+  | { contents: true; many: { left: number; answers: Answer[] }; resolve: (value: Answer[]) => void }
+);
 
 export class CatFile {
   private child: ChildProcessWithoutNullStreams | undefined;
@@ -55,7 +52,7 @@ export class CatFile {
     const child = this.process();
     if (this.waiting.length === 0) this.hold(child, true);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ contents: true, many: { left: specs.length, answers: [] }, resolve: () => undefined, resolveMany: resolve as (value: Answer[]) => void, reject });
+      this.waiting.push({ contents: true, many: { left: specs.length, answers: [] }, resolve: resolve as (value: Answer[]) => void, reject });
       child.stdin.write(`contents ${specs.join('\ncontents ')}\n`);
     });
   }
@@ -147,7 +144,7 @@ export class CatFile {
 
   /** The next answer for the request at the head of the queue; it leaves the queue once it has all of its answers. */
   private answer(request: Request, value: Answer): void {
-    if (!request.many) {
+    if (!('many' in request)) {
       this.waiting.shift();
       request.resolve(value);
       return;
@@ -155,6 +152,6 @@ export class CatFile {
     request.many.answers.push(value);
     if (--request.many.left > 0) return;
     this.waiting.shift();
-    request.resolveMany!(request.many.answers);
+    request.resolve(request.many.answers);
   }
 }
