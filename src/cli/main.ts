@@ -33,7 +33,9 @@ Usage:
   gitjobs submit FILE [--wait] [--as NAME] [--no-cache] [--url URL] [--timeout 30m]
       Commit FILE to projects/ in the todo repository and push it. With --wait,
       show progress until the result lands (a bar on a terminal, lines
-      otherwise), print it, and exit 1 if the run failed (2 if it was rejected).
+      otherwise), print it, and exit 1 if the run failed (2 if it was rejected);
+      the first 10 failed tasks are shown with their output's last lines, the
+      others counted.
       --no-cache: tasks with "cache": true run even when the result cache
       holds their result (the commit says "Gitjobs-Cache: off"; a git push of
       a commit with that line does the same).

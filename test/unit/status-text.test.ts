@@ -1,6 +1,7 @@
-/** `gitjobs status RUN`'s text: every task of a small run; a count and what did not succeed for a big one; --all, --state. */
+/** `gitjobs status RUN`'s text: every task of a small run; a count and what did not succeed for a big one; --all, --state. And the failures a followed run (`submit --wait`) prints. */
 import { describe, expect, it } from 'vitest';
 import { parseStates, runStatusText, STATUS_LIST_MAX } from '../../src/cli/commands/status.js';
+import { failures, FAILURES_SHOWN } from '../../src/cli/commands/submit.js';
 import { UsageError } from '../../src/cli/options.js';
 import type { RunView } from '../../src/core/run-reader.js';
 import type { TaskRecord, TaskState } from '../../src/core/task.js';
@@ -75,5 +76,21 @@ describe('status RUN', () => {
     expect(() => parseStates('done')).toThrow(UsageError);
     expect(() => parseStates('done')).toThrow('--state "done": a task state is one of waiting, queued, running, succeeded, failed, skipped, cancelled');
     expect(() => parseStates(',')).toThrow('--state needs a state');
+  });
+});
+
+describe('submit --wait, when tasks failed', () => {
+  it('shows each failed task with why and its output, up to FAILURES_SHOWN, then counts the rest and says how to see them', () => {
+    const few = view(['succeeded', 'failed', 'succeeded', 'failed']);
+    few.tasks[1]!.outputTail = 'line one\nline two\n';
+    few.tasks[3]!.error = 'timed out after 5s';
+    // Each line of the output marked, no empty marked line after the last; nothing for a task that printed nothing.
+    expect(failures(few)).toBe('task t1 failed: exit 3\n  | line one\n  | line two\ntask t3 failed: timed out after 5s\n');
+    expect(failures(view(['succeeded']))).toBe('');
+    const states: TaskState[] = [...Array<TaskState>(2_500).fill('failed'), 'succeeded'];
+    const many = failures(view(states));
+    expect(many.match(/^task t\d+ failed: exit 3$/gm)).toHaveLength(FAILURES_SHOWN);
+    expect(many.endsWith('2,490 more failed tasks: `gitjobs status big-1234567 --state failed` lists them, `gitjobs logs big-1234567 TASK` shows one\'s output\n')).toBe(true);
+    expect(failures(view(Array<TaskState>(FAILURES_SHOWN + 1).fill('failed')))).toContain('\n1 more failed task: ');
   });
 });

@@ -36,9 +36,24 @@ export async function follow(options: { url: string; settings: ReturnType<typeof
     process.stdout.write(`rejected: ${view.run.error}\n`);
     return 2;
   }
-  for (const t of view.tasks.filter((t) => t.state === 'failed')) {
-    process.stdout.write(`task ${t.id} failed: ${t.error ?? `exit ${t.exitCode}`}\n${(t.outputTail ?? '').replace(/^/gm, '  | ')}\n`);
-  }
+  process.stdout.write(failures(view));
   process.stdout.write(`result (${view.run.state}):\n${resultText ?? ''}`);
   return view.run.state === 'succeeded' ? 0 : 1;
+}
+
+/** Failed tasks shown with their output's tail when a followed run ends; the rest are counted. */
+export const FAILURES_SHOWN = 10;
+
+/** What a followed run's failed tasks were: the first FAILURES_SHOWN with why and their output's tail, then how to see the others. */
+export function failures(view: Pick<RunView, 'run' | 'tasks'>): string {
+  const failed = view.tasks.filter((t) => t.state === 'failed');
+  let out = '';
+  for (const t of failed.slice(0, FAILURES_SHOWN)) {
+    // Its output's last lines, each marked; none for a task that printed nothing.
+    const tail = (t.outputTail ?? '').replace(/\n$/, '');
+    out += `task ${t.id} failed: ${t.error ?? `exit ${t.exitCode}`}\n${tail ? `${tail.replace(/^/gm, '  | ')}\n` : ''}`;
+  }
+  const more = failed.length - FAILURES_SHOWN;
+  if (more > 0) out += `${more.toLocaleString('en-US')} more failed task${more === 1 ? '' : 's'}: \`gitjobs status ${view.run.id} --state failed\` lists them, \`gitjobs logs ${view.run.id} TASK\` shows one's output\n`;
+  return out;
 }
