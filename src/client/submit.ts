@@ -52,7 +52,8 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
   const content = fs.readFileSync(options.file);
   const name = (options.as ?? path.basename(options.file)).replace(/^\/+/, '');
   const target = `projects/${name.endsWith('.json') ? name : `${name}.json`}`;
-  if (target.split('/').some((part) => part === '' || part === '.' || part === '..' || part.toLowerCase() === '.git')) {
+  const parts = target.split('/');
+  if (parts.some((part) => part === '' || part === '.' || part === '..' || part.toLowerCase() === '.git')) {
     throw new SubmitError(`${JSON.stringify(name)} is not a file name under projects/: no empty, ".", ".." or ".git" parts`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-submit-'));
@@ -70,7 +71,7 @@ export async function submit(options: SubmitOptions): Promise<Submitted> {
     }
     const blob = await git.writeBlob({ fs, dir, blob: content });
     const base = parent ? (await git.readCommit({ fs, dir, oid: parent })).commit.tree : undefined;
-    const tree = await treeWith(dir, base, target.split('/'), blob);
+    const tree = await treeWith(dir, base, parts, blob);
     const author = options.author ?? { name: process.env.GIT_AUTHOR_NAME ?? os.userInfo().username, email: process.env.GIT_AUTHOR_EMAIL ?? `${os.userInfo().username}@${os.hostname()}` };
     const message = `Submit ${target}\n${options.noCache ? `\n${NO_CACHE_TRAILER}\n` : ''}`;
     const commit = await git.commit({ fs, dir, message, author, tree, parent: parent ? [parent] : [], ref: `refs/heads/${options.branch}` });

@@ -106,33 +106,29 @@ export async function openRunView(source: TreeSource, commit: string, runId: str
   const located = await locateRun(source, commit, runId);
   if (!located) return undefined;
   const { run, paths } = located;
+  // The task files' texts, in the run's order, and how the record of the j-th is made from its text.
+  let texts: (string | undefined)[];
+  let record: (text: string, j: number) => TaskRecord;
   if (paths.layout === 1) {
-    const texts = await readFilesOf(source, commit, run.tasks.map((id) => paths.taskFile(id)));
-    return {
-      run,
-      *batches() {
-        for (let i = 0; i < texts.length; i += RECORD_BATCH) {
-          const batch: TaskRecord[] = [];
-          for (const t of texts.slice(i, i + RECORD_BATCH)) if (t !== undefined) batch.push(JSON.parse(t) as TaskRecord);
-          yield batch;
-        }
-      },
-    };
+    texts = await readFilesOf(source, commit, run.tasks.map((id) => paths.taskFile(id)));
+    record = (text) => JSON.parse(text) as TaskRecord;
+  } else {
+    const published = await source.readFile(commit, paths.publishedFile!);
+    if (published !== undefined) run.publishedAt = (JSON.parse(published) as { at: string }).at;
+    const list = await source.readFile(commit, paths.taskList!);
+    const specs = list === undefined ? [] : parseTaskList(list);
+    run.tasks = specs.map((s) => s.id);
+    texts = await readFilesOf(source, commit, specs.map((s) => paths.taskFile(s.id)));
+    record = (text, j) => taskRecord(specs[j]!, run.id, text);
   }
-  const published = await source.readFile(commit, paths.publishedFile!);
-  if (published !== undefined) run.publishedAt = (JSON.parse(published) as { at: string }).at;
-  const list = await source.readFile(commit, paths.taskList!);
-  const specs = list === undefined ? [] : parseTaskList(list);
-  run.tasks = specs.map((s) => s.id);
-  const states = await readFilesOf(source, commit, specs.map((s) => paths.taskFile(s.id)));
   return {
     run,
     *batches() {
-      for (let i = 0; i < specs.length; i += RECORD_BATCH) {
+      for (let i = 0; i < texts.length; i += RECORD_BATCH) {
         const batch: TaskRecord[] = [];
-        for (let j = i; j < Math.min(specs.length, i + RECORD_BATCH); j++) {
-          const state = states[j];
-          if (state !== undefined) batch.push(taskRecord(specs[j]!, run.id, state));
+        for (let j = i; j < Math.min(texts.length, i + RECORD_BATCH); j++) {
+          const text = texts[j];
+          if (text !== undefined) batch.push(record(text, j));
         }
         yield batch;
       }
