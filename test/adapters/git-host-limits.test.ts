@@ -39,7 +39,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
-  fs.rmSync(root, { recursive: true, force: true });
+  // A git process the host started may still be finishing in a repository (its
+  // cleanup after the last push): wait for it, and retry the removal if a file
+  // appeared while the tree was being removed (ENOTEMPTY, seen once in CI).
+  await vi.waitFor(() => expect(gitProcesses()).toEqual([]), { timeout: 10_000, interval: 50 }).catch(() => undefined);
+  fs.rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 
 /** Processes started for this host's repositories (their environment names its root). */
