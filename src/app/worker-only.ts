@@ -17,7 +17,7 @@ import { createExecutor, type ExecutorKind } from './executors.js';
 
 export async function startWorker(options: { queue: Queue; executor: Executor; sources: ConfigSource; workers: number; settings: Settings; logger: Logger }): Promise<Worker> {
   const { queue, executor, sources, workers, settings, logger } = options;
-  const worker = new Worker({ queue, executor, config: sources, concurrency: workers, outputCap: settings.outputCap, log: logger, lease: settings });
+  const worker = new Worker({ queue, executor, config: sources, concurrency: workers, readAhead: settings.readAhead, outputCap: settings.outputCap, log: logger, lease: settings });
   await worker.start();
   return worker;
 }

@@ -27,7 +27,9 @@ Usage:
       to the empty ones, and register push webhooks with a generated secret
       (saved to HOME/webhook-secret, mode 600).
   gitjobs worker [--workers 2] [--executor docker|process] [--cache DIR] [--grace 30s]
-      Workers only, for other machines against the same RabbitMQ. Removes task
+                 [--read-ahead 0]
+      Workers only, for other machines against the same RabbitMQ. Takes only as
+      many tasks as it has slots (see --read-ahead). Removes task
       containers left by crashed workers of this host when it starts. Sends
       GITJOBS_API_TOKEN, when set, to fetch config from an up that asks for it.
   gitjobs submit FILE [--wait] [--as NAME] [--no-cache] [--url URL] [--timeout 30m]
@@ -107,6 +109,10 @@ Common options:
                         past it a task's files or inputs fail it, saying so
   --push-files N        project files one push may add or change (env GITJOBS_PUSH_FILES, default
                         100); past it one rejected record names the rule and none of them run
+  --read-ahead N        TODO messages a worker (up's or gitjobs worker) holds beyond its slots (env
+                        GITJOBS_READ_AHEAD, default 0). Held ones start the moment a slot frees (a
+                        few per cent faster for tasks of milliseconds) but wait behind that
+                        worker's running tasks while another worker may be idle
   --home DIR            where the built-in host keeps repositories (env GITJOBS_HOME, default ./.gitjobs)
   --port N              HTTP port (env GITJOBS_PORT, default 8080)
   --url URL             the server, for submit and status (env GITJOBS_URL, default http://127.0.0.1:$GITJOBS_PORT)

@@ -20,6 +20,7 @@ export const COMMON_FLAGS = {
   'result-cap': { type: 'string' },
   'max-message': { type: 'string' },
   'push-files': { type: 'string' },
+  'read-ahead': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -39,11 +40,11 @@ function bytesSetting(flags: Flags, flag: string, envValue: string | undefined, 
   return n;
 }
 
-function countSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number): number {
+function countSetting(flags: Flags, flag: string, envValue: string | undefined, fallback: number, min = 1): number {
   const raw = str(flags, flag) ?? envValue;
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number of at least 1, not ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be a whole number of at least ${min}, not ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -72,6 +73,7 @@ export function settingsFrom(flags: Flags, env = process.env): Settings {
     resultCap: bytesSetting(flags, 'result-cap', env.GITJOBS_RESULT_CAP, d.resultCap),
     pushFiles: countSetting(flags, 'push-files', env.GITJOBS_PUSH_FILES, d.pushFiles),
     maxMessageBytes: bytesSetting(flags, 'max-message', env.GITJOBS_MAX_MESSAGE, d.maxMessageBytes),
+    readAhead: countSetting(flags, 'read-ahead', env.GITJOBS_READ_AHEAD, d.readAhead, 0),
   };
 }
 

@@ -20,6 +20,12 @@ export interface WorkerOptions {
   /** Where each task's worker image comes from (config-source.ts). */
   config: WorkerSources;
   concurrency: number;
+  /**
+   * Messages held beyond the slots (Settings.readAhead; none unless said).
+   * A worker otherwise holds only what it can run: a task never waits behind
+   * this worker's running ones while another worker is idle.
+   */
+  readAhead?: number;
   outputCap: number;
   log: Logger;
   host?: string;
@@ -30,12 +36,6 @@ export interface WorkerOptions {
 
 /** How many cancelled runs a worker remembers, to drop their queued attempts unrun. */
 const CANCELLED_MEMORY = 10_000;
-/**
- * Messages held beyond the running ones: the next attempt is in hand when a
- * slot frees, instead of one round trip to the broker later. One that waits
- * for a slot longer than a quarter of the broker's consumer timeout is given back.
- */
-const EXTRA_PREFETCH = 3;
 
 export class Worker {
   readonly host: string;
@@ -68,13 +68,15 @@ export class Worker {
       if (message.kind === 'abandon' && message.worker === this.id) this.stop1(attemptKey(message), 'abandon');
       if (message.kind === 'cancel') this.cancelRun(message.run);
     });
-    const prefetch = this.options.concurrency + Math.max(1, Math.ceil(this.options.concurrency * EXTRA_PREFETCH));
+    // A held message (read ahead, or one that came while a leased attempt, acked at its start, runs) that waits for
+    // a slot longer than a quarter of the broker's consumer timeout is given back.
+    const prefetch = this.options.concurrency + (this.options.readAhead ?? 0);
     this.consumer = await queue.consume('todo', { prefetch }, (message, delivery) => {
       const p = this.take(message, delivery);
       this.inflight.add(p);
       return p.finally(() => this.inflight.delete(p));
     });
-    log.info({ host: this.host, concurrency: this.options.concurrency, executor: executor.kind }, 'worker started');
+    log.info({ host: this.host, concurrency: this.options.concurrency, readAhead: this.options.readAhead ?? 0, executor: executor.kind }, 'worker started');
   }
 
   /**

@@ -478,6 +478,10 @@ describe('gitjobs CLI errors', () => {
     const r = await cli(['up', '--workers', 'many']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--workers must be a whole number, not "many"');
+    for (const bad of ['-1', '2.5', 'three']) {
+      const w = await cli(['worker', `--read-ahead=${bad}`]);
+      expect([w.code, w.stderr.trim()]).toEqual([2, expect.stringContaining(`--read-ahead must be a whole number of at least 0, not ${JSON.stringify(bad)}`)]);
+    }
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
     for (const cmd of ['up', 'worker', 'submit', 'status', 'watch', 'logs', 'cancel', 'rerun', 'demo']) expect(help.stdout).toContain(`gitjobs ${cmd}`);

@@ -572,3 +572,25 @@ describe('faults', () => {
     });
   });
 });
+
+describe('several workers on one broker', () => {
+  it('share long tasks: a worker takes only what it can run, so none waits behind another worker’s running task', async () => {
+    const h = home();
+    const p = prefix();
+    const server = track(await startUp(h, p, 0));
+    const one = ['worker', '--workers', '1', '--executor', 'process'];
+    const w1 = track(await gitjobs([...one, '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+    const w2 = track(await gitjobs([...one, '--cache', path.join(h, 'w2')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+    // Long and short tasks in turn. Each worker holding four messages took t0, t2, t4, t6 (every long one) or none.
+    const tasks = Array.from({ length: 8 }, (_, i) => ({ id: `t${i}`, run: i % 2 ? `echo t${i}` : `sleep 3; echo t${i}` }));
+    const commit = await pushTo(server.url, 'projects/share.json', { tasks });
+    const runId = runIdFor('projects/share.json', commit);
+    const view = await finishedRun(h, runId);
+    expect(view.run.state).toBe('succeeded');
+    expect(await resultText(h, runId)).toBe(expected(8));
+    checkStory(view);
+    const longOn = (pid: number) => view.tasks.filter((t) => Number(t.id.slice(1)) % 2 === 0 && t.worker?.id?.endsWith(`:${pid}`)).map((t) => t.id);
+    expect(longOn(w1.child.pid!)).toHaveLength(2);
+    expect(longOn(w2.child.pid!)).toHaveLength(2);
+  });
+});

@@ -116,7 +116,7 @@ export async function harness(options: { workers?: number; concurrency?: number;
       return after;
     },
     async startWorker(concurrency = options.concurrency ?? 2, host = `h${workers.length + 1}`) {
-      const worker = new Worker({ queue, executor, config: workerSources, concurrency, outputCap: settings.outputCap, log, clock, host, lease: settings });
+      const worker = new Worker({ queue, executor, config: workerSources, concurrency, readAhead: settings.readAhead, outputCap: settings.outputCap, log, clock, host, lease: settings });
       await worker.start();
       workers.push(worker);
       return worker;

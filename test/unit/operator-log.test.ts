@@ -108,7 +108,7 @@ describe('the operator’s log', () => {
         "info task finished | attempt=1 exitCode=4 run="<flaky>" task="x" timedOut=false",
         "info task finished | attempt=2 exitCode=4 run="<flaky>" task="x" timedOut=false",
         "info task killed: its run was cancelled | attempt=1 run="<slow>" task="s"",
-        "info worker started | concurrency=2 executor="memory"",
+        "info worker started | concurrency=2 executor="memory" readAhead=0",
         "warn project rejected | error="projects/: $: the push adds or changes 5 project files; at most 4 may come in one push (GITJOBS_PUSH_FILES), so none of them run. Push them in smaller batches." file="projects/" run="projects-aa466c3"",
         "warn project rejected | error="projects/bad.json: $.tasks: Invalid input: expected array, received number" file="projects/bad.json" run="<bad>"",
         "warn push refused: too many project files | after="<sha>" files=5 limit=4",

@@ -62,7 +62,8 @@ describe('slots', () => {
 
 describe('a worker’s waiting attempts', () => {
   it('are dropped unrun when their run is cancelled or tracking settled them, and given back when they wait too long', async () => {
-    h = await harness({ collector: false, concurrency: 1, settings: { consumerTimeoutMs: 40_000 } });
+    // Read ahead: it holds three messages beyond its one slot.
+    h = await harness({ collector: false, concurrency: 1, settings: { consumerTimeoutMs: 40_000, readAhead: 3 } });
     await h.queue.publish('todo', todo('a', ['sleep', '1000'], { run: 'busy-1234567' }));
     await until(h, 'a running', () => h.executor.running === 1);
     await h.queue.publish('todo', todo('b', ['true'], { run: 'gone-1234567' }));
@@ -171,13 +172,34 @@ describe('a worker starting', () => {
     expect(h.log.lines.find((l) => l.msg === 'could not look for leftover task containers')).toMatchObject({ level: 'warn', err: 'docker is away' });
     expect(h.log.lines.filter((l) => l.msg === 'worker started').map((l) => l.host)).toEqual(['box', 'clean', 'blind']);
   });
-  it('holds its concurrency plus three times as many messages, so that a slot never waits on the broker', async () => {
+  it('holds only the messages it can run, unless told to read ahead', async () => {
     h = await harness({ collector: false, concurrency: 2 });
     for (let i = 0; i < 12; i++) await h.queue.publish('todo', todo(`t${i}`, ['sleep', '100']));
-    await until(h, 'held', () => h.executor.running === 2);
+    await until(h, 'running', () => h.executor.running === 2);
     await h.idle();
-    // 2 running and 6 waiting for a slot: 8 taken from the queue, 4 left in it.
-    expect(h.queue.depth('todo')).toBe(4);
+    expect(h.queue.depth('todo')).toBe(10);
+    expect(h.log.lines).toContainEqual(expect.objectContaining({ msg: 'worker started', concurrency: 2, readAhead: 0 }));
+    await h.stop();
+    h = await harness({ collector: false, concurrency: 2, settings: { readAhead: 3 } });
+    for (let i = 0; i < 12; i++) await h.queue.publish('todo', todo(`t${i}`, ['sleep', '100']));
+    await until(h, 'running', () => h.executor.running === 2);
+    await h.idle();
+    // 2 running and 3 waiting for a slot: 5 taken from the queue, 7 left in it.
+    expect(h.queue.depth('todo')).toBe(7);
+  });
+  it('share long tasks with another worker: none waits behind a running one while the other is idle', async () => {
+    h = await harness({ collector: false, workers: 2, concurrency: 1 });
+    const start = h.clock.now();
+    // Long and short tasks in turn: a worker that held several would run every long one while the other idled.
+    for (let i = 0; i < 8; i++) await h.queue.publish('todo', todo(`t${i}`, ['sleep', i % 2 ? '0.01' : '5']));
+    const finished = () => reports().filter((e) => e.kind === 'finished');
+    await until(h, 'all finished', () => finished().length === 8, { advanceMs: 50, steps: 1000 });
+    const hostOf = new Map(h.executor.started.map((r) => [r.labels['io.gitjobs.task-id'], r.labels['io.gitjobs.worker-host']]));
+    const longOn = (host: string) => ['t0', 't2', 't4', 't6'].filter((t) => hostOf.get(t) === host);
+    expect(longOn('h1')).toHaveLength(2);
+    expect(longOn('h2')).toHaveLength(2);
+    // Two long tasks after each other on each worker: 10 s, not the 20 s of one worker running all four.
+    expect(h.clock.now() - start).toBeLessThan(11_000);
   });
 });
 

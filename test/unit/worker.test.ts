@@ -137,7 +137,7 @@ describe('worker', () => {
   });
 
   it('on stop, gives back at once the messages it held for a slot, and the running one after the grace period', async () => {
-    h = await workerOnly({ concurrency: 1 });
+    h = await workerOnly({ concurrency: 1, settings: { readAhead: 1 } });
     await h.queue.publish('todo', todo('a', ['sleep', '100']));
     await h.queue.publish('todo', todo('b', ['echo', 'b']));
     await until(h, 'a running, b held', () => h.executor.running === 1 && h.queue.depth('todo') === 0);
