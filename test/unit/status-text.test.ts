@@ -16,7 +16,7 @@ function view(states: TaskState[]): RunView {
     argv: ['true'],
     timeoutMs: 60_000,
     queuedAt: '2026-11-28T00:00:00.000Z',
-    ...(state === 'succeeded' || state === 'failed' ? { exitCode: state === 'failed' ? 3 : 0, durationMs: 1500, worker: { host: 'h1', image: 'img' } } : {}),
+    ...(state === 'succeeded' || state === 'failed' ? { exitCode: state === 'failed' ? 3 : 0, durationMs: 1500, worker: { host: 'h1', image: 'img', id: 'h1:4242' } } : {}),
   }));
   const done = tasks.filter((t) => t.state === 'succeeded').length;
   const failed = tasks.filter((t) => t.state === 'failed').length;
@@ -38,7 +38,7 @@ describe('status RUN', () => {
       'TASK  STATE      ATTEMPTS  EXIT  DURATION  WORKER',
     ]);
     expect(rowsOf(text)).toHaveLength(STATUS_LIST_MAX);
-    expect(text).toMatch(/^t49\s+failed\s+1\/2\s+3\s+1\.50s\s+h1$/m);
+    expect(text).toMatch(/^t49\s+failed\s+1\/2\s+3\s+1\.50s\s+h1:4242$/m);
     expect(text).not.toContain('not listed');
   });
 

@@ -60,7 +60,7 @@ export function runStatusText(view: RunView, listing: TaskListing = {}): string 
   if (shown.length) {
     const rows = [['TASK', 'STATE', 'ATTEMPTS', 'EXIT', 'DURATION', 'WORKER']];
     for (const t of shown) {
-      rows.push([t.id, t.state, `${t.attempts}/${t.maxAttempts}`, t.exitCode === undefined || t.exitCode === null ? '' : String(t.exitCode), t.durationMs === undefined ? '' : formatDuration(t.durationMs), t.worker?.host ?? '']);
+      rows.push([t.id, t.state, `${t.attempts}/${t.maxAttempts}`, t.exitCode === undefined || t.exitCode === null ? '' : String(t.exitCode), t.durationMs === undefined ? '' : formatDuration(t.durationMs), t.worker?.id ?? t.worker?.host ?? '']);
     }
     out += table(rows);
   } else if (listing.states) {
