@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DockerExecutor, KEEP_IMAGES } from '../../src/adapters/docker/executor.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
+import { rmTree } from '../helpers/stack.js';
 
 const worker = `prunetest${process.pid}`;
 const docker = new DockerExecutor({ baseImage: DEFAULT_SETTINGS.baseImage });
@@ -16,7 +17,7 @@ const dirs: string[] = [];
 
 afterAll(async () => {
   for (const i of await labelled()) await docker.docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) rmTree(d);
 });
 
 function folder(version: number): string {

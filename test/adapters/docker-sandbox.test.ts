@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerExecutor } from '../../src/adapters/docker/executor.js';
 import type { ExecRequest } from '../../src/core/ports.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
-import { tmpdir } from '../helpers/stack.js';
+import { rmTree, tmpdir } from '../helpers/stack.js';
 
 const logDir = tmpdir('build-logs');
 const limits = { memoryBytes: 256 * 1024 * 1024, cpus: 0.5, pids: 64, timeoutMs: 4000 };
@@ -31,7 +31,7 @@ beforeAll(async () => {
   await docker.check();
 });
 afterAll(() => {
-  for (const d of [...dirs, logDir]) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of [...dirs, logDir]) rmTree(d);
 });
 
 describe('volumes an image declares', () => {

@@ -7,7 +7,7 @@ import { ProcessExecutor } from '../../src/adapters/process/executor.js';
 import type { ExecRequest, Executor } from '../../src/core/ports.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { TEMPLATE_DIR } from '../../src/adapters/builtin/forge.js';
-import { tmpdir } from '../helpers/stack.js';
+import { rmTree, tmpdir } from '../helpers/stack.js';
 
 const workerDir = path.join(TEMPLATE_DIR, 'config/workers/default');
 const request = (image: string, argv: string[], extra: Partial<ExecRequest> = {}): ExecRequest => ({
@@ -114,7 +114,7 @@ describe('docker executor sandbox', () => {
     const dir = tmpdir('badworker');
     fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN exit 7\n');
     await expect(docker.prepare({ name: 'broken', commit: 'b'.repeat(40), dir })).rejects.toThrow(/building workers\/broken at config bbbbbbb failed/);
-    fs.rmSync(dir, { recursive: true });
+    rmTree(dir);
   });
 });
 

@@ -17,7 +17,7 @@ import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import type { PushEvent } from '../../src/core/events.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { buildServer } from '../../src/server/app.js';
-import { git, gitAsync, tmpdir } from '../helpers/stack.js';
+import { git, gitAsync, rmTree, tmpdir } from '../helpers/stack.js';
 
 let app: FastifyInstance;
 let forge: BuiltinForge;
@@ -43,7 +43,7 @@ afterAll(async () => {
   // cleanup after the last push): wait for it, and retry the removal if a file
   // appeared while the tree was being removed (ENOTEMPTY, seen once in CI).
   await vi.waitFor(() => expect(gitProcesses()).toEqual([]), { timeout: 10_000, interval: 50 }).catch(() => undefined);
-  fs.rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  rmTree(root);
 });
 
 /** Processes started for this host's repositories (their environment names its root). */
@@ -92,7 +92,7 @@ async function pushOne(name: string): Promise<void> {
   git(dir, 'add', '-A');
   git(dir, 'commit', '-qm', name);
   await gitAsync(dir, 'push', '-q', 'origin', 'main');
-  fs.rmSync(dir, { recursive: true, force: true });
+  rmTree(dir);
 }
 
 describe('a push that stalls', () => {
@@ -133,7 +133,7 @@ describe('a pack past the size limit', () => {
     git(dir, 'commit', '-qm', 'too big');
     await expect(gitAsync(dir, 'push', '-q', 'origin', 'main')).rejects.toThrow(/maximum allowed size|unpack|remote rejected|failed to push/);
     expect(git(root, '--git-dir', path.join(root, 'tache_a_faire.git'), 'rev-parse', 'main').trim()).not.toBe(git(dir, 'rev-parse', 'HEAD').trim());
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmTree(dir);
   });
 });
 
@@ -153,7 +153,7 @@ describe('the commit view', () => {
     expect(text).toContain('four megabytes of spaces');
     expect(text.trimEnd().endsWith(`[cut at ${1024 * 1024} bytes]`)).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/git/tache_a_faire.git/commit/${'0'.repeat(40)}`)).status).toBe(404);
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmTree(dir);
   });
 });
 

@@ -8,7 +8,7 @@ import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import type { PushEvent } from '../../src/core/events.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
 import { buildServer } from '../../src/server/app.js';
-import { git, gitAsync, tmpdir } from '../helpers/stack.js';
+import { git, gitAsync, rmTree, tmpdir } from '../helpers/stack.js';
 import type { FastifyInstance } from 'fastify';
 
 let app: FastifyInstance;
@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
-  fs.rmSync(root, { recursive: true, force: true });
+  rmTree(root);
 });
 
 describe('built-in Git host (smart HTTP through git http-backend)', () => {
@@ -40,7 +40,7 @@ describe('built-in Git host (smart HTTP through git http-backend)', () => {
     await gitAsync(dir, 'clone', '-q', forge.cloneUrl(repos.config), '.');
     expect(fs.existsSync(path.join(dir, 'workers/default/Dockerfile'))).toBe(true);
     expect(git(dir, 'rev-parse', '--abbrev-ref', 'HEAD').trim()).toBe('main');
-    fs.rmSync(dir, { recursive: true });
+    rmTree(dir);
   });
 
   it('takes a git push and reports it as a push event', async () => {
@@ -59,7 +59,7 @@ describe('built-in Git host (smart HTTP through git http-backend)', () => {
     await gitAsync(dir, 'push', '-q', 'origin', 'main:feature');
     await vi.waitFor(() => expect(events).toHaveLength(2));
     expect(events[1]).toMatchObject({ ref: 'refs/heads/feature', before: '0'.repeat(40), after });
-    fs.rmSync(dir, { recursive: true });
+    rmTree(dir);
   });
 
   it('refuses pushes to the repositories gitjobs writes itself, saying why', async () => {
@@ -72,7 +72,7 @@ describe('built-in Git host (smart HTTP through git http-backend)', () => {
     const res = await fetch(`${forge.cloneUrl(repos.tracking)}/info/refs?service=git-receive-pack`);
     expect(res.status).toBe(403);
     expect(await res.text()).toContain('tache_suivi is written by gitjobs itself');
-    fs.rmSync(dir, { recursive: true });
+    rmTree(dir);
   });
 
   it('answers 404 for repositories it does not serve', async () => {

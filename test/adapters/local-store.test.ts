@@ -6,13 +6,13 @@ import { CatFile } from '../../src/adapters/git/cat-file.js';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { ZERO_SHA } from '../../src/core/events.js';
 import { ConflictError } from '../../src/core/errors.js';
-import { git, tmpdir } from '../helpers/stack.js';
+import { git, rmTree, tmpdir } from '../helpers/stack.js';
 
 const dirs: string[] = [];
 const stores: LocalGitStore[] = [];
 afterAll(async () => {
   for (const s of stores) await s.close();
-  dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }));
+  dirs.forEach((d) => rmTree(d));
 });
 
 async function store() {

@@ -11,6 +11,7 @@ import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { adler32, encodePack, type PackObject } from '../../src/adapters/git/pack.js';
 import { encodeObject, encodeTree } from '../../src/adapters/git/objects.js';
+import { rmTree } from '../helpers/stack.js';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'gitjobs-pack-'));
@@ -54,7 +55,7 @@ describe('encodePack', () => {
       expect(depths.length).toBeGreaterThan(50);
       expect(Math.max(...depths)).toBeLessThanOrEqual(16);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      rmTree(dir);
     }
   });
 

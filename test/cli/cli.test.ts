@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpQueue } from '../../src/adapters/amqp/queue.js';
 import { prefixedQueues } from '../../src/core/settings.js';
-import { AMQP_URL, git, gitAsync, tmpdir } from '../helpers/stack.js';
+import { AMQP_URL, git, gitAsync, rmTree, tmpdir } from '../helpers/stack.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 const prefix = `test-cli-${process.pid}`;
@@ -74,8 +74,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of [server, worker]) if (p && p.exitCode === null) p.kill('SIGKILL');
   await deleteQueues(prefix);
-  fs.rmSync(home, { recursive: true, force: true });
-  fs.rmSync(work, { recursive: true, force: true });
+  rmTree(home);
+  rmTree(work);
 });
 
 /** Writes a project file under a name of this test's own and submits it; `--wait` unless told not to. */
@@ -360,7 +360,7 @@ describe('gitjobs CLI', () => {
     git(dir, 'add', '-A');
     git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'prototype');
     await gitAsync(dir, 'push', '-q', 'origin', 'main');
-    fs.rmSync(dir, { recursive: true });
+    rmTree(dir);
     let listing = '';
     for (let i = 0; i < 100 && !/prototype-\S+\s+succeeded\s+3\/3/.test(listing); i++) {
       await new Promise((r) => setTimeout(r, 200));
@@ -429,7 +429,7 @@ describe('gitjobs CLI', () => {
     const rebuilt = await submitted('cached-five', project);
     expect(rebuilt.code).toBe(0);
     expect(containersOf(rebuilt.run)).toBe(2);
-    fs.rmSync(cached.dir, { recursive: true, force: true });
+    rmTree(cached.dir);
   });
 
   it('worker and up stop cleanly on SIGTERM', async () => {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startStandIn, type StandIn } from '../helpers/forge-standin.js';
-import { tmpdir } from '../helpers/stack.js';
+import { rmTree, tmpdir } from '../helpers/stack.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 const REPOS = ['tache_a_faire', 'tache_suivi', 'tache_termine', 'config'];
@@ -16,7 +16,7 @@ let standIn: StandIn | undefined;
 let home = '';
 afterEach(async () => {
   await standIn?.close();
-  fs.rmSync(home, { recursive: true, force: true });
+  rmTree(home);
 });
 
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {

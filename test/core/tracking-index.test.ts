@@ -13,13 +13,13 @@ import { applyEvent } from '../../src/core/tracking/apply-event.js';
 import { queuedRun } from '../../src/core/tracking/queue-run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import type { RunRecord } from '../../src/core/run.js';
-import { tmpdir } from '../helpers/stack.js';
+import { rmTree, tmpdir } from '../helpers/stack.js';
 
 const dirs: string[] = [];
 const stores: LocalGitStore[] = [];
 afterAll(async () => {
   for (const s of stores) await s.close();
-  dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }));
+  dirs.forEach((d) => rmTree(d));
 });
 const at = '2026-01-01T00:00:00.000Z';
 

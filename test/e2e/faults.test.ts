@@ -14,7 +14,7 @@ import { prefixedQueues } from '../../src/core/settings.js';
 import type { RunRecord } from '../../src/core/run.js';
 import type { TaskRecord } from '../../src/core/task.js';
 import { finishedRun, gitjobs, readRun, resultText, startUp, startWorker, waitFor, type Proc } from '../helpers/processes.js';
-import { AMQP_URL, git, gitAsync, startStack, tmpdir, type Stack } from '../helpers/stack.js';
+import { AMQP_URL, git, gitAsync, rmTree, startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -62,13 +62,13 @@ function prefix(): string {
 
 function home(): string {
   const h = tmpdir('faults');
-  cleanups.push(() => fs.rmSync(h, { recursive: true, force: true }));
+  cleanups.push(() => rmTree(h));
   return h;
 }
 
 async function pushTo(url: string, file: string, project: unknown): Promise<string> {
   const dir = tmpdir('faults-clone');
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => rmTree(dir));
   await gitAsync(dir, 'clone', '-q', `${url}/git/tache_a_faire.git`, '.');
   fs.writeFileSync(path.join(dir, file), JSON.stringify(project));
   git(dir, 'add', '-A');
@@ -273,7 +273,7 @@ describe('faults', () => {
     for (const gap of [next - caughtUp, afterNext - next]) expect([2000, 4000]).toContain(gap);
     // Deleting the file ends the schedule.
     const dir = tmpdir('faults-unschedule');
-    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(() => rmTree(dir));
     await gitAsync(dir, 'clone', '-q', `${server.url}/git/tache_a_faire.git`, '.');
     git(dir, 'rm', '-q', 'projects/every2s.json');
     git(dir, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'Stop every2s');

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submit, waitForRun } from '../../src/client/submit.js';
 import { runIdFor } from '../../src/core/ids.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
-import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
+import { rmTree, startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const API_TOKEN = 'api-token-that-must-not-leak-0123456789';
 let stack: Stack;
@@ -179,7 +179,7 @@ describe('the HTTP surface', () => {
       expect(view.run.state).toBe('succeeded');
       expect(resultText).toBe('submitted\n');
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      rmTree(dir);
     }
   });
 
@@ -228,7 +228,7 @@ describe('secrets', () => {
       for (const secret of [API_TOKEN, 'webhook-secret-that-must-not-leak-42']) expect(everything, repo).not.toContain(secret);
     }
     for (const secret of [API_TOKEN, 'webhook-secret-that-must-not-leak-42']) expect(stack.logs()).not.toContain(secret);
-    fs.rmSync(out, { recursive: true, force: true });
+    rmTree(out);
   });
 
   it('are masked in live output too, even when a chunk ends inside one', async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents } from '../../src/client/sse.js';
 import { runIdFor } from '../../src/core/ids.js';
 import { waitFor } from '../helpers/processes.js';
-import { startStack, tmpdir, type Stack } from '../helpers/stack.js';
+import { rmTree, startStack, tmpdir, type Stack } from '../helpers/stack.js';
 
 const CLI = path.resolve('dist/cli/main.js');
 let stack: Stack;
@@ -155,7 +155,7 @@ describe('submit --wait in a pseudo-terminal', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain('1/1 done, 1 failed');
     expect(bad.stdout).toContain('task a failed: exit 4');
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmTree(dir);
   });
 });
 

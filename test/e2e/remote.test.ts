@@ -18,7 +18,7 @@ import { runIdFor } from '../../src/core/ids.js';
 import { readResultText, readRunRecord, repoTree } from '../../src/core/run-reader.js';
 import { DEFAULT_SETTINGS, prefixedQueues, type Settings } from '../../src/core/settings.js';
 import { startStandIn, type StandIn } from '../helpers/forge-standin.js';
-import { AMQP_URL, git, gitAsync, tmpdir } from '../helpers/stack.js';
+import { AMQP_URL, git, gitAsync, rmTree, tmpdir } from '../helpers/stack.js';
 
 const SECRET = 'webhook-secret-for-tests';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -52,7 +52,7 @@ async function setup(options: { pollMs?: number } = {}) {
     const q = await AmqpQueue.connect({ url: AMQP_URL, queues: settings.queues });
     await q.deleteQueues();
     await q.close();
-    fs.rmSync(home, { recursive: true, force: true });
+    rmTree(home);
   });
   /** Stops gitjobs, lets `meanwhile` happen, and starts it again on the same home. */
   const restart = async (meanwhile: () => Promise<void>) => {
@@ -64,7 +64,7 @@ async function setup(options: { pollMs?: number } = {}) {
   /** A person's push to the forge with the git CLI. */
   const push = async (repo: string, files: Record<string, string>, message: string) => {
     const dir = tmpdir('remote-clone');
-    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(() => rmTree(dir));
     await gitAsync(dir, 'clone', '-q', standIn.authedUrl(repo), '.');
     const before = git(dir, 'rev-parse', 'HEAD').trim();
     for (const [f, c] of Object.entries(files)) {
@@ -137,7 +137,7 @@ describe('repositories on a forge', () => {
     expect(git(dir, 'rev-list', '--merges', 'HEAD').trim()).toBe('');
     expect(fs.readFileSync(path.join(dir, 'notes/from-someone-else.txt'), 'utf8')).toBe('hello\n');
     git(dir, 'fsck', '--strict');
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmTree(dir);
 
     // The API links each transition to the forge's own commit page.
     const api = await (await fetch(`${running.url}/api/runs/${runId}`)).json();
@@ -168,7 +168,7 @@ describe('repositories on a forge', () => {
     const everything = git(dir, 'log', '-p', '--format=%B');
     expect(everything).toContain('token=***');
     expect(everything).not.toContain(standIn.token);
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmTree(dir);
     expect(logs()).toContain(runId);
     expect(logs()).not.toContain(standIn.token);
   });

@@ -11,7 +11,7 @@ import { AmqpQueue } from '../../src/adapters/amqp/queue.js';
 import { runIdFor } from '../../src/core/ids.js';
 import { prefixedQueues } from '../../src/core/settings.js';
 import { gitjobs, readRun, waitFor, type Proc } from '../helpers/processes.js';
-import { AMQP_URL, git, gitAsync, tmpdir } from '../helpers/stack.js';
+import { AMQP_URL, git, gitAsync, rmTree, tmpdir } from '../helpers/stack.js';
 
 const prefix = `secup-${process.pid}`;
 const home = tmpdir('secup');
@@ -30,7 +30,7 @@ afterAll(async () => {
   const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(prefix) });
   await q.deleteQueues();
   await q.close();
-  fs.rmSync(home, { recursive: true, force: true });
+  rmTree(home);
 });
 
 /** The most memory the `up` process has held so far (VmHWM), in bytes. */
@@ -72,7 +72,7 @@ describe('a decompression bomb', () => {
       if (process.env.GITJOBS_TEST_PRINT) process.stdout.write(`peak RSS of up: ${Math.round(peakRss(up.child.pid!) / 1048576)} MB\n`);
       expect(peakRss(up.child.pid!)).toBeLessThan(400 * 1024 * 1024);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      rmTree(dir);
     }
   });
 });
@@ -104,7 +104,7 @@ describe('up as it starts by default', () => {
       const q = await AmqpQueue.connect({ url: AMQP_URL, queues: prefixedQueues(ownPrefix) });
       await q.deleteQueues();
       await q.close();
-      fs.rmSync(ownHome, { recursive: true, force: true });
+      rmTree(ownHome);
     }
   });
 });
@@ -133,7 +133,7 @@ describe('the AMQP password', () => {
       git(dir, 'commit', '-qm', 'print it');
       await gitAsync(dir, 'push', '-q', 'origin', 'main');
       const sha = git(dir, 'rev-parse', 'HEAD').trim();
-      fs.rmSync(dir, { recursive: true, force: true });
+      rmTree(dir);
       const view = await waitFor('the run finished', async () => {
         const v = await readRun(ownHome, runIdFor('projects/print.json', sha));
         return v?.run.doneCommit ? v : undefined;
@@ -155,7 +155,7 @@ describe('the AMQP password', () => {
       await q.deleteQueues();
       await q.close();
       execFileSync('rabbitmqctl', ['delete_user', user], { stdio: 'ignore' });
-      fs.rmSync(ownHome, { recursive: true, force: true });
+      rmTree(ownHome);
     }
   });
 });

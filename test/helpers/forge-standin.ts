@@ -11,7 +11,7 @@ import { Access } from '../../src/server/access.js';
 import { BuiltinForge } from '../../src/adapters/builtin/forge.js';
 import { LocalGitStore } from '../../src/adapters/git/local-store.js';
 import { DEFAULT_SETTINGS } from '../../src/core/settings.js';
-import { tmpdir } from './stack.js';
+import { rmTree, tmpdir } from './stack.js';
 
 export interface RecordedCall {
   method: string;
@@ -105,7 +105,7 @@ export async function startStandIn(options: { owner?: string; token?: string; se
     authedUrl: (repo) => `${base.replace('http://', `http://git:${token}@`)}/git/${repo}.git`,
     close: async () => {
       await app.close();
-      fs.rmSync(root, { recursive: true, force: true });
+      rmTree(root);
     },
   };
 }

@@ -26,6 +26,15 @@ export function tmpdir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `gitjobs-test-${prefix}-`));
 }
 
+/**
+ * Removes a test's folder. A git process a server started may still be
+ * finishing in it (its cleanup after a push, or one whose server was killed):
+ * a file that appears while the tree is removed is retried, not an error.
+ */
+export function rmTree(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
+
 const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 'Test Client', GIT_AUTHOR_EMAIL: 'client@example.test', GIT_COMMITTER_NAME: 'Test Client', GIT_COMMITTER_EMAIL: 'client@example.test', GIT_TERMINAL_PROMPT: '0' };
 
 /** The git CLI on a local folder. Never for talking to the in-process server: a sync call would block it. */
@@ -149,7 +158,7 @@ export async function startStack(options: { workers?: number; executor?: Executo
       const q = await AmqpQueue.connect({ url: AMQP_URL, queues: settings.queues });
       await q.deleteQueues();
       await q.close();
-      for (const d of [home, ...clones]) fs.rmSync(d, { recursive: true, force: true });
+      for (const d of [home, ...clones]) rmTree(d);
     },
   };
   return stack;

@@ -55,7 +55,7 @@ export async function demoCommand(flags: Flags): Promise<number> {
     const queues = await AmqpQueue.connect({ url: amqpUrl(flags), queues: settings.queues }).catch(() => undefined);
     await queues?.deleteQueues().catch(() => undefined);
     await queues?.close();
-    if (!flags.keep) fs.rmSync(home, { recursive: true, force: true });
+    if (!flags.keep) fs.rmSync(home, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     else say(`kept ${home}`);
   }
 }
