@@ -102,6 +102,19 @@ export class Worker {
     this.control = undefined;
   }
 
+  /**
+   * How long a message waits here for a slot before it is given back. One
+   * read ahead (as asked) waits up to a quarter of the broker's consumer
+   * timeout. Without read-ahead a message waits only because a leased
+   * attempt, acked at its start, left room for it: it goes back after three
+   * heartbeats (at most that quarter), so that a worker with a free slot
+   * takes it, instead of it waiting here for a task of hours.
+   */
+  private holdMs(): number {
+    const { consumerTimeoutMs, heartbeatMs } = this.options.lease;
+    return this.options.readAhead ? consumerTimeoutMs / 4 : Math.min(consumerTimeoutMs / 4, 3 * heartbeatMs);
+  }
+
   /** Attempts running now. */
   get busy(): number {
     return this.running.size;
@@ -132,7 +145,7 @@ export class Worker {
     try {
       // Its turn; one that waits too long is given back for another worker, before the broker takes it back.
       const waited = new AbortController();
-      const cancelWait = this.clock.after(this.options.lease.consumerTimeoutMs / 4, () => waited.abort());
+      const cancelWait = this.clock.after(this.holdMs(), () => waited.abort());
       const abortWait = () => waited.abort();
       control.controller.signal.addEventListener('abort', abortWait);
       const release = await this.slots.acquire(waited.signal);

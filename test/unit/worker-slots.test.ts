@@ -88,6 +88,27 @@ describe('a worker’s waiting attempts', () => {
     await h.queue.publish('todo', todo('b2', ['true'], { run: 'gone-1234567' }));
     await until(h, 'b2 dropped', () => h.log.lines.some((l) => l.msg === 'run was cancelled; task dropped unrun' && l.task === 'b2'));
   });
+  it('without read-ahead, one that came while a leased attempt runs (acked at its start) goes back after three heartbeats, to a worker with a free slot', async () => {
+    // Half the consumer timeout is 15 min: a task allowed 20 min is leased.
+    h = await harness({ collector: false, concurrency: 1 });
+    const long = { timeoutMs: 20 * 60_000 };
+    await h.queue.publish('todo', todo('a', ['sleep', '3600'], long));
+    await until(h, 'a running', () => h.executor.running === 1);
+    await h.queue.publish('todo', todo('b', ['sleep', '3600'], long));
+    await until(h, 'b held', () => h.queue.depth('todo') === 0);
+    const h2 = await h.startWorker(1);
+    const start = h.clock.now();
+    await h.idle();
+    expect(h.executor.running).toBe(1);
+    // Given back after 30 s (three heartbeats of 10 s), not a quarter of the 30 min consumer timeout; the
+    // broker may hand it to the first worker again (it has room), which gives it back 30 s later.
+    await h.clock.advance(29_000);
+    expect(h.executor.running).toBe(1);
+    await until(h, 'b running on the second worker', () => h.executor.running === 2, { advanceMs: 1000, steps: 40 });
+    expect(h.clock.now() - start).toBeLessThanOrEqual(61_000);
+    const on = new Map(h.executor.started.map((r) => [r.labels['io.gitjobs.task-id'], r.labels['io.gitjobs.worker-host']]));
+    expect([on.get('a'), on.get('b')]).toEqual(['h1', h2.host]);
+  });
   it('send their output early once it passes 64 KiB, numbered in order', async () => {
     h = await harness({ collector: false, programs: { flood: async (_a, io) => { io.out('x'.repeat(70 * 1024)); io.out('y'); await io.sleep(100_000); return 0; } } });
     await h.queue.publish('todo', todo('f', ['flood']));
