@@ -13,13 +13,14 @@ import type { FastifyInstance } from 'fastify';
 
 let app: FastifyInstance;
 let forge: BuiltinForge;
+let store: LocalGitStore;
 let root: string;
 const events: PushEvent[] = [];
 const repos = DEFAULT_SETTINGS.repos;
 
 beforeAll(async () => {
   root = tmpdir('host');
-  const store = new LocalGitStore(root);
+  store = new LocalGitStore(root);
   forge = new BuiltinForge(store, repos);
   expect(await forge.ensureRepos()).toEqual(['todo', 'tracking', 'done', 'config']);
   expect(await forge.ensureRepos()).toEqual([]);
@@ -31,6 +32,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await app?.close();
+  // It waits for a repack its first commits scheduled, which would write packs while the folder is removed.
+  await store?.close();
   rmTree(root);
 });
 

@@ -105,6 +105,8 @@ export async function startStandIn(options: { owner?: string; token?: string; se
     authedUrl: (repo) => `${base.replace('http://', `http://git:${token}@`)}/git/${repo}.git`,
     close: async () => {
       await app.close();
+      // It waits for a repack its first commits scheduled, which would write packs while the folder is removed.
+      await store.close();
       rmTree(root);
     },
   };
