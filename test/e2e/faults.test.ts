@@ -594,4 +594,27 @@ describe('several workers on one broker', () => {
     expect(longOn(w1.child.pid!)).toHaveLength(2);
     expect(longOn(w2.child.pid!)).toHaveLength(2);
   });
+
+  it('a task that came to a worker busy with a leased one goes back within three heartbeats, and a worker with a free slot runs it', async () => {
+    const h = home();
+    const p = prefix();
+    const server = track(await startUp(h, p, 0));
+    const env = { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' };
+    const one = ['worker', '--workers', '1', '--executor', 'process'];
+    track(await gitjobs([...one, '--cache', path.join(h, 'w1')], env, /taking tasks from/));
+    // Allowed 20 min, past half the 30 min consumer timeout: leased, so the worker acks `long` when it starts,
+    // which leaves it room for `short`, that it cannot start.
+    const commit = await pushTo(server.url, 'projects/busy.json', { timeout: '20m', tasks: [{ id: 'long', run: 'sleep 10; echo long' }, { id: 'short', run: 'echo short' }] });
+    const runId = runIdFor('projects/busy.json', commit);
+    const task = async (id: string) => (await readRun(h, runId))?.tasks.find((t) => t.id === id);
+    await waitFor('long running', async () => (await task('long'))?.state === 'running');
+    const w2 = track(await gitjobs([...one, '--cache', path.join(h, 'w2')], env, /taking tasks from/));
+    // Given back after 1.5 s (not 7.5 min, a quarter of the consumer timeout): the second worker runs it.
+    const short = await waitFor('short done', async () => ((await task('short'))?.state === 'succeeded' ? task('short') : undefined), 30_000);
+    expect(short!.worker?.id?.endsWith(`:${w2.child.pid}`)).toBe(true);
+    expect((await task('long'))!.state).toBe('running');
+    const view = await finishedRun(h, runId);
+    expect(view.run.state).toBe('succeeded');
+    checkStory(view);
+  });
 });
