@@ -575,11 +575,11 @@ describe('faults', () => {
 });
 
 describe('several workers on one broker', () => {
+  const one = ['worker', '--workers', '1', '--executor', 'process'];
   it('share long tasks: a worker takes only what it can run, so none waits behind another worker’s running task', async () => {
     const h = home();
     const p = prefix();
     const server = track(await startUp(h, p, 0));
-    const one = ['worker', '--workers', '1', '--executor', 'process'];
     const w1 = track(await gitjobs([...one, '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
     const w2 = track(await gitjobs([...one, '--cache', path.join(h, 'w2')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
     // Long and short tasks in turn. Each worker holding four messages took t0, t2, t4, t6 (every long one) or none.
@@ -600,7 +600,6 @@ describe('several workers on one broker', () => {
     const p = prefix();
     const server = track(await startUp(h, p, 0));
     const env = { GITJOBS_QUEUE_PREFIX: p, GITJOBS_HEARTBEAT: '500ms' };
-    const one = ['worker', '--workers', '1', '--executor', 'process'];
     track(await gitjobs([...one, '--cache', path.join(h, 'w1')], env, /taking tasks from/));
     // Allowed 20 min, past half the 30 min consumer timeout: leased, so the worker acks `long` when it starts,
     // which leaves it room for `short`, that it cannot start.

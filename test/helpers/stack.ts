@@ -27,9 +27,10 @@ export function tmpdir(prefix: string): string {
 }
 
 /**
- * Removes a test's folder. A git process a server started may still be
- * finishing in it (its cleanup after a push, or one whose server was killed):
- * a file that appears while the tree is removed is retried, not an error.
+ * Removes a test's folder. A git process may still be finishing in it (a
+ * repack of a store that was not closed, the git child of a server that was
+ * killed): a file that appears while the tree is removed is retried, not an
+ * error.
  */
 export function rmTree(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
