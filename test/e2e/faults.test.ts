@@ -581,7 +581,8 @@ describe('several workers on one broker', () => {
     const p = prefix();
     const server = track(await startUp(h, p, 0));
     const w1 = track(await gitjobs([...one, '--cache', path.join(h, 'w1')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
-    const w2 = track(await gitjobs([...one, '--cache', path.join(h, 'w2')], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+    const w2 = track(await gitjobs([...one, '--cache', path.join(h, 'w2'), '--read-ahead', '0'], { GITJOBS_QUEUE_PREFIX: p }, /taking tasks from/));
+    expect(w1.output()).toContain(`gitjobs worker is taking tasks from ${p}.TODO, 1 at a time. Ctrl-C stops.`);
     // Long and short tasks in turn. Each worker holding four messages took t0, t2, t4, t6 (every long one) or none.
     const tasks = Array.from({ length: 8 }, (_, i) => ({ id: `t${i}`, run: i % 2 ? `echo t${i}` : `sleep 3; echo t${i}` }));
     const commit = await pushTo(server.url, 'projects/share.json', { tasks });

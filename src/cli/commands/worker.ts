@@ -11,8 +11,9 @@ export async function workerCommand(flags: Flags): Promise<number> {
   const logger = createLogger(str(flags, 'log-level') ?? process.env.GITJOBS_LOG_LEVEL ?? 'info', installationMasker({ apiToken, amqpUrl: amqpUrl(flags) }));
   const cacheDir = str(flags, 'cache');
   if (executorKind(flags) === 'process') process.stderr.write(`\n${UNSANDBOXED_WARNING}\n\n`);
+  const workers = Math.max(1, positiveInt(flags, 'workers', 2));
   const running = await workerOnly({
-    workers: Math.max(1, positiveInt(flags, 'workers', 2)),
+    workers,
     executor: executorKind(flags),
     amqpUrl: amqpUrl(flags),
     settings,
@@ -26,7 +27,8 @@ export async function workerCommand(flags: Flags): Promise<number> {
     logger.info({ signal }, 'stopping: no new tasks, waiting for running ones');
     await running.stop();
   });
-  process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}. Ctrl-C stops.\n`);
+  const ahead = settings.readAhead ? `, holding ${settings.readAhead} more ahead` : '';
+  process.stdout.write(`gitjobs worker is taking tasks from ${settings.queues.todo}, ${workers} at a time${ahead}. Ctrl-C stops.\n`);
   await stopped;
   return 0;
 }
