@@ -157,7 +157,14 @@ export class Worker {
           log.info({}, control.reason === 'cancel' ? 'run was cancelled; task dropped unrun' : 'a duplicate copy of an attempt that tracking has settled; dropped unrun');
           return;
         }
-        throw new RequeueError(`${key}: no slot free in time${control.reason ? ` (${control.reason})` : ''}`);
+        // Stopping: back at once, in its place.
+        if (control.reason === 'shutdown') throw new RequeueError(`${key}: no slot free in time (shutdown)`);
+        // Waited its time: published again (at the queue's tail) and this delivery acked, rather than returned. A
+        // held message may go back many times while a long task runs, and RabbitMQ 4's quorum queues count every
+        // return against a delivery limit (20 unless set) and drop the message past it.
+        await this.options.queue.publish('todo', message);
+        log.debug({}, 'no slot free in time; task given back for another worker');
+        return;
       }
       const { queue, executor, config, outputCap, lease } = this.options;
       await runAttempt({ queue, executor, sources: config, clock: this.clock, outputCap, lease, host: this.host, workerId: this.id, pid: process.pid }, message, control, delivery, log, release);
