@@ -69,7 +69,7 @@ export class Worker {
       if (message.kind === 'cancel') this.cancelRun(message.run);
     });
     // A held message (read ahead, or one that came while a leased attempt, acked at its start, runs) that waits for
-    // a slot longer than a quarter of the broker's consumer timeout is given back.
+    // a slot longer than holdMs() is given back.
     const prefetch = this.options.concurrency + (this.options.readAhead ?? 0);
     this.consumer = await queue.consume('todo', { prefetch }, (message, delivery) => {
       const p = this.take(message, delivery);

@@ -44,6 +44,9 @@ interface Repo {
 /** A tree's item as a listing gives it. */
 const entryOf = (i: TreeItem): TreeEntry => ({ name: i.name, oid: i.oid, type: isTreeMode(i.mode) ? 'tree' : (TYPES[i.mode === '160000' ? 'commit' : 'blob'] ?? 'blob') });
 
+/** An object as git's reader answered it. */
+const asObject = (o: { oid: string; type: string; data: Buffer } | undefined): EncodedObject | undefined => o && { oid: o.oid, type: o.type as ObjectType, body: o.data };
+
 /** Objects asked of the reader in one request by readFiles. */
 const READ_MANY = 4096;
 
@@ -97,8 +100,7 @@ export class LocalGitStore implements GitStore {
   }
 
   private async readDurable(reader: CatFile, oid: string): Promise<EncodedObject | undefined> {
-    const o = await reader.contents(oid);
-    return o && { oid: o.oid, type: o.type as ObjectType, body: o.data };
+    return asObject(await reader.contents(oid));
   }
 
   /** An object this process staged, or one on disk. */
@@ -178,20 +180,21 @@ export class LocalGitStore implements GitStore {
       const e = listed.get(w.dir)?.get(w.name);
       return e?.type === 'blob' ? e.oid : undefined;
     });
+    const wanted = blobs.filter((oid): oid is string => oid !== undefined);
+    const read = await this.objects(repo, wanted);
+    let k = 0;
+    return blobs.map((oid) => (oid === undefined ? undefined : read[k++]?.body.toString('utf8')));
+  }
+
+  /** Many objects, in order: those this process staged from memory, the rest read READ_MANY to a request. */
+  private async objects(repo: string, oids: readonly string[]): Promise<(EncodedObject | undefined)[]> {
     const r = this.repo(repo);
-    const out: (string | undefined)[] = new Array(paths.length).fill(undefined);
-    // Objects this process staged are read from memory; the rest from disk.
-    const durable: number[] = [];
-    blobs.forEach((oid, i) => {
-      if (oid === undefined) return;
-      const staged = r.writer.pending.get(oid);
-      if (staged) out[i] = staged.body.toString('utf8');
-      else durable.push(i);
-    });
+    const out = oids.map((oid) => r.writer.pending.get(oid));
+    const durable = out.flatMap((o, i) => (o ? [] : [i]));
     for (let at = 0; at < durable.length; at += READ_MANY) {
       const part = durable.slice(at, at + READ_MANY);
-      const read = await r.reader.contentsOf(part.map((i) => blobs[i]!));
-      part.forEach((i, k) => (out[i] = read[k]?.data.toString('utf8')));
+      const read = await r.reader.contentsOf(part.map((i) => oids[i]!));
+      part.forEach((i, k) => (out[i] = asObject(read[k])));
     }
     return out;
   }
@@ -240,27 +243,21 @@ export class LocalGitStore implements GitStore {
     return listed;
   }
 
-  /** Many trees, parsed: from the cache or what this process staged, the rest read in one request. */
+  /** Many trees, parsed: from the cache, the rest as objects (staged, or read in few requests). */
   private async treesOf(repo: string, oids: readonly string[]): Promise<Map<string, TreeItem[]>> {
-    const r = this.repo(repo);
     const found = new Map<string, TreeItem[]>();
     const missing: string[] = [];
     for (const oid of new Set(oids)) {
       const cached = this.trees.get(oid);
-      const staged = cached ? undefined : r.writer.pending.get(oid);
       if (cached) found.set(oid, cached);
-      else if (staged) found.set(oid, this.cacheTree(oid, parseTree(staged.body)));
       else missing.push(oid);
     }
-    for (let at = 0; at < missing.length; at += READ_MANY) {
-      const part = missing.slice(at, at + READ_MANY);
-      const read = await r.reader.contentsOf(part);
-      part.forEach((oid, k) => {
-        const o = read[k];
-        if (!o || o.type !== 'tree') throw new Error(`${repo}: ${oid} is not a tree`);
-        found.set(oid, this.cacheTree(oid, parseTree(o.data)));
-      });
-    }
+    const read = await this.objects(repo, missing);
+    missing.forEach((oid, k) => {
+      const o = read[k];
+      if (!o || o.type !== 'tree') throw new Error(`${repo}: ${oid} is not a tree`);
+      found.set(oid, this.cacheTree(oid, parseTree(o.body)));
+    });
     return found;
   }
 
